@@ -1,0 +1,21 @@
+"""Qingshui (清水): water-quality forecasting and pollution source tracing for rivers.
+
+>>> import qingshui as qs
+>>> net = qs.load_network("data/yuncheng/network.yaml")
+>>> net.stations()[["id", "name_zh", "kind", "reach", "km"]]
+"""
+
+from ._qingshui import ConfigError, DataError, Error, SolverError, __version__, normal_depth
+from .network import Network, default_network_path, load_network
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "Error",
+    "Network",
+    "SolverError",
+    "__version__",
+    "default_network_path",
+    "load_network",
+    "normal_depth",
+]

@@ -1,0 +1,24 @@
+// Subcommands of the `qingshui` program. Each takes the arguments after its name and
+// returns the process exit code: 0 success, 1 runtime failure, 2 invalid input or usage.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace qingshui::cli {
+
+using Args = std::vector<std::string>;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitInvalidInput = 2;
+
+int RunCheck(const Args& args, std::ostream& out, std::ostream& err);
+int RunForecast(const Args& args, std::ostream& out, std::ostream& err);
+int RunOtis(const Args& args, std::ostream& out, std::ostream& err);
+
+// Path of the built-in Yuncheng network (QINGSHUI_NETWORK overrides it).
+std::string DefaultNetworkPath();
+
+}  // namespace qingshui::cli

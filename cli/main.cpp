@@ -1,0 +1,76 @@
+// qingshui — command-line entry point. Dispatches to one function per subcommand and
+// turns library exceptions into one-line messages and documented exit codes.
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+
+#include "commands.h"
+#include "qingshui/core/error.h"
+
+namespace {
+
+using qingshui::cli::Args;
+using Command = std::function<int(const Args&, std::ostream&, std::ostream&)>;
+
+struct Entry {
+  Command run;
+  const char* summary;
+};
+
+const std::map<std::string, Entry>& Commands() {
+  static const std::map<std::string, Entry> commands = {
+      {"check", {qingshui::cli::RunCheck, "validate a network file and print its summary"}},
+      {"forecast", {qingshui::cli::RunForecast, "forecast water quality at the sections"}},
+      {"otis", {qingshui::cli::RunOtis, "run a USGS OTIS input deck, write OTIS-format output"}},
+  };
+  return commands;
+}
+
+void PrintUsage(std::ostream& out) {
+  out << "usage: qingshui COMMAND [ARGS...]\n\n"
+         "Water-quality forecasting and pollution source tracing for river networks.\n\n"
+         "commands:\n";
+  for (const auto& [name, entry] : Commands()) {
+    out << "  " << name << std::string(12 - name.size(), ' ') << entry.summary << "\n";
+  }
+  out << "\n'qingshui COMMAND --help' describes a command.\n"
+         "exit codes: 0 success, 1 runtime failure, 2 invalid input or usage\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    PrintUsage(std::cerr);
+    return qingshui::cli::kExitInvalidInput;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    PrintUsage(std::cout);
+    return qingshui::cli::kExitOk;
+  }
+  if (name == "--version") {
+    std::cout << "qingshui " << QINGSHUI_VERSION << "\n";
+    return qingshui::cli::kExitOk;
+  }
+  auto it = Commands().find(name);
+  if (it == Commands().end()) {
+    std::cerr << "qingshui: unknown command '" << name << "'\n\n";
+    PrintUsage(std::cerr);
+    return qingshui::cli::kExitInvalidInput;
+  }
+  Args args(argv + 2, argv + argc);
+  try {
+    return it->second.run(args, std::cout, std::cerr);
+  } catch (const qingshui::ConfigError& e) {
+    std::cerr << "qingshui " << name << ": " << e.what() << "\n";
+    return qingshui::cli::kExitInvalidInput;
+  } catch (const qingshui::DataError& e) {
+    std::cerr << "qingshui " << name << ": " << e.what() << "\n";
+    return qingshui::cli::kExitInvalidInput;
+  } catch (const std::exception& e) {
+    std::cerr << "qingshui " << name << ": error: " << e.what() << "\n";
+    return qingshui::cli::kExitFailure;
+  }
+}

@@ -1,0 +1,36 @@
+#include "test_paths.h"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <sys/wait.h>
+
+namespace qingshui::testing {
+
+std::string SourcePath(const std::string& relative) {
+  return std::string(QINGSHUI_SOURCE_DIR) + "/" + relative;
+}
+
+std::string CliPath() { return QINGSHUI_CLI; }
+
+int RunCommand(const std::string& command, std::string* output) {
+  output->clear();
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) throw std::runtime_error("popen failed: " + command);
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output->append(buffer.data(), n);
+  int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string TempDir(const std::string& tag) {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / ("qingshui-" + tag + "-XXXXXX")).string();
+  if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+  return pattern;
+}
+
+}  // namespace qingshui::testing
