@@ -33,6 +33,8 @@ int LineOf(const YAML::Node& node) {
 namespace {
 
 const char* TypeName(const YAML::Node& node) {
+  // A missing key yields an invalid node whose Type() throws; it reads as "nothing".
+  if (!node.IsDefined()) return "nothing";
   switch (node.Type()) {
     case YAML::NodeType::Map:
       return "a map";
@@ -89,6 +91,10 @@ bool InBound(double v, Bound bound) {
 
 MapReader::MapReader(const YAML::Node& node, std::string path, ReadContext* ctx)
     : node_(node), path_(std::move(path)), ctx_(ctx), line_(LineOf(node)) {
+  if (!node.IsDefined()) {
+    ctx_->Error(line_, path_, "required map is missing");
+    return;
+  }
   if (!node.IsMap()) {
     ctx_->Error(line_, path_, std::string("expected a map of keys, found ") + TypeName(node));
     return;
@@ -150,13 +156,15 @@ double MapReader::ReadNumberNode(const YAML::Node& node, const std::string& fiel
   prov.line = LineOf(node);
   if (node.IsMap()) {
     MapReader inner(node, field, ctx_);
-    value_node.reset(inner.Child("value"));
+    // reset() on an invalid (missing-key) node throws, so check before rebinding.
+    const YAML::Node value = inner.Child("value");
     std::string src = inner.Text("src", true);
     inner.RejectUnknownKeys();
-    if (!value_node.IsDefined()) {
+    if (!value.IsDefined()) {
       ctx_->Error(LineOf(node), field + ".value", "required number is missing");
       return 0.0;
     }
+    value_node.reset(value);
     if (!src.empty()) {
       if (src.size() >= 2 && (src[0] == 'S' || src[0] == 'E' || src[0] == 'M') &&
           src[1] == ':') {
