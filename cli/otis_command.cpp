@@ -1,11 +1,80 @@
-// `qingshui otis DECK_DIR --out-dir OUT_DIR` — placeholder until the transport issue lands.
+// `qingshui otis DECK_DIR --out-dir OUT_DIR` — runs a USGS OTIS input deck with the
+// Qingshui transport engine and writes every output file named in control.inp in OTIS's
+// format. Files are written atomically (temporary file, then rename).
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
 #include "commands.h"
+#include "qingshui/core/error.h"
+#include "qingshui/core/otis.h"
+#include "qingshui/core/transport.h"
 
 namespace qingshui::cli {
 
-int RunOtis(const Args&, std::ostream&, std::ostream& err) {
-  err << "qingshui otis: the OTIS-compatible transport engine is not built yet (issue #3)\n";
-  return kExitFailure;
+namespace {
+
+void Usage(std::ostream& out) {
+  out << "usage: qingshui otis DECK_DIR [--out-dir OUT_DIR]\n\n"
+         "Runs the OTIS deck in DECK_DIR (control.inp names the parameter, flow and output\n"
+         "files) and writes the output files to OUT_DIR (default: DECK_DIR) in OTIS's format.\n";
+}
+
+void WriteAtomically(const std::filesystem::path& path, const std::string& contents) {
+  std::filesystem::path tmp = path;
+  tmp += ".tmp-qingshui";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw std::runtime_error("cannot write " + tmp.string());
+    f << contents;
+    f.flush();
+    if (!f) throw std::runtime_error("cannot write " + tmp.string());
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+int RunOtis(const Args& args, std::ostream& out, std::ostream& err) {
+  std::string deck, out_dir;
+  for (size_t k = 0; k < args.size(); ++k) {
+    const std::string& a = args[k];
+    if (a == "--help" || a == "-h") {
+      Usage(out);
+      return kExitOk;
+    } else if (a == "--out-dir") {
+      if (k + 1 >= args.size()) {
+        err << "qingshui otis: --out-dir needs a directory\n";
+        return kExitInvalidInput;
+      }
+      out_dir = args[++k];
+    } else if (!a.empty() && a[0] == '-') {
+      err << "qingshui otis: unknown option '" << a << "'\n";
+      Usage(err);
+      return kExitInvalidInput;
+    } else if (deck.empty()) {
+      deck = a;
+    } else {
+      err << "qingshui otis: more than one deck directory given\n";
+      return kExitInvalidInput;
+    }
+  }
+  if (deck.empty()) {
+    Usage(err);
+    return kExitInvalidInput;
+  }
+  if (out_dir.empty()) out_dir = deck;
+  std::filesystem::create_directories(out_dir);
+
+  OtisDeck d = ReadOtisDeck(deck);
+  transport::TransportProblem problem = OtisProblem(d);
+  transport::TransportResult result = transport::TransportSolver(OtisOptions(d)).Run(problem);
+  for (const OtisOutputFile& f : FormatOtisOutputs(d, result)) {
+    WriteAtomically(std::filesystem::path(out_dir) / f.name, f.contents);
+    out << "wrote " << (std::filesystem::path(out_dir) / f.name).string() << "\n";
+  }
+  out << result.summary.BriefReport() << "\n";
+  return kExitOk;
 }
 
 }  // namespace qingshui::cli
