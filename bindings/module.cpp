@@ -11,6 +11,7 @@ namespace py = pybind11;
 namespace qingshui::python {
 void BindNetwork(py::module_& m);
 void BindHydro(py::module_& m);
+void BindTransport(py::module_& m);
 }  // namespace qingshui::python
 
 PYBIND11_MODULE(_qingshui, m) {
@@ -37,4 +38,5 @@ PYBIND11_MODULE(_qingshui, m) {
   });
   qingshui::python::BindNetwork(m);
   qingshui::python::BindHydro(m);
+  qingshui::python::BindTransport(m);
 }

@@ -6,7 +6,9 @@
 """
 
 from ._qingshui import ConfigError, DataError, Error, SolverError, __version__, normal_depth
+from . import transport
 from .network import Network, default_network_path, load_network
+from .transport import run_otis
 
 __all__ = [
     "ConfigError",
@@ -18,4 +20,6 @@ __all__ = [
     "default_network_path",
     "load_network",
     "normal_depth",
+    "run_otis",
+    "transport",
 ]

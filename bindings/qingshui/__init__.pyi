@@ -4,6 +4,9 @@ from typing import Optional, Union
 
 import pandas as pd
 
+from . import transport as transport
+from .transport import OtisRun, run_otis as run_otis
+
 __version__: str
 
 class Error(Exception): ...
