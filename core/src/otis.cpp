@@ -167,9 +167,7 @@ void ReadParams(OtisDeck* d) {
   d->final_h = f.Real("TFINAL");
   d->xstart_m = f.Real("XSTART");
   d->downstream_flux = f.Real("DSBOUND");
-  if (d->downstream_flux != 0.0) {
-    f.Fail("DSBOUND", "a non-zero downstream dispersive flux is not supported (use 0)");
-  }
+  d->downstream_flux_line = f.line();
   int nreach = f.Int("NREACH");
   if (nreach < 1) f.Fail("NREACH", "must be >= 1");
   if (!d->SteadyState()) {
@@ -364,11 +362,26 @@ OtisDeck ReadOtisDeck(const std::string& deck_dir) {
       d.sorption_outputs.push_back(name);
     }
   }
+  // OTIS reads no further names. More is OTIS-P's control file (observations, STARPAC
+  // input, parameter and STARPAC output files come before the solute file): run as an OTIS
+  // deck it would write a solute file over the observations (app5, app6).
+  std::string extra;
+  if (control.NextRecord(true, &extra)) {
+    control.Fail("'" + DeckFile::Trim(extra) + "'",
+                 "more file names than OTIS reads (parameter file, flow file, one output file "
+                 "per solute, one sorption output file per solute when ISORB = 1); an OTIS-P "
+                 "control file (observations, STARPAC files) is not supported");
+  }
   ReadFlow(&d);
   return d;
 }
 
 TransportProblem OtisProblem(const OtisDeck& d) {
+  if (d.downstream_flux != 0.0) {
+    throw ConfigError(Located(d.params_file, d.downstream_flux_line, "DSBOUND",
+                              "a non-zero downstream dispersive flux is not supported by the "
+                              "qingshui scheme (use 0, or --scheme otis)"));
+  }
   Layout l = MakeLayout(d);
   int n = static_cast<int>(l.reach.size());
   int ns = d.num_solutes;
@@ -481,10 +494,11 @@ TransportProblem OtisProblem(const OtisDeck& d) {
   for (double x : d.print_locations_m) {
     Station st;
     if (d.interpolation_option == 0) {
-      // The segment containing x (a location on a face belongs to the upstream segment).
-      int k = 0;
-      while (k + 1 < n && l.start[k] + l.dx[k] < x) ++k;
-      st.segment = k;
+      // OTIS (subroutine WEIGHTS): the nearest segment centre at or upstream of x (the
+      // first segment for x above its centre). On a face this is the upstream segment;
+      // in the upstream half of a segment it is the segment above.
+      int k = static_cast<int>(std::upper_bound(centres.begin(), centres.end(), x) - centres.begin()) - 1;
+      st.segment = std::min(std::max(k, 0), n - 1);
     } else {
       int k = static_cast<int>(std::upper_bound(centres.begin(), centres.end(), x) - centres.begin()) - 1;
       if (k < 0) {

@@ -32,7 +32,8 @@ struct OtisDeck {
   std::string title;
   int print_option = 1;  // PRTOPT
   double print_step_h = 0, time_step_h = 0, start_h = 0, final_h = 0, xstart_m = 0,
-         downstream_flux = 0;
+         downstream_flux = 0;     // DSBOUND: dispersive flux D dC/dx at the outlet face
+  int downstream_flux_line = 0;  // where DSBOUND was read (for error messages)
   std::vector<OtisReach> reaches;
   int num_solutes = 1, decay_option = 0, sorption_option = 0;
   std::vector<std::vector<double>> lambda, lambda2;  // [solute][reach]
@@ -61,7 +62,8 @@ OtisDeck ReadOtisDeck(const std::string& deck_dir);
 
 // The transport problem OTIS would solve for this deck: one segment per OTIS segment,
 // OTIS's initial condition (the upstream boundary value everywhere, storage and sorbate in
-// equilibrium), and output times at OTIS's print times.
+// equilibrium), and output times at OTIS's print times. For Qingshui's own scheme
+// (TransportSolver); a non-zero DSBOUND is a ConfigError here (only RunOtisScheme has it).
 transport::TransportProblem OtisProblem(const OtisDeck& deck);
 
 // The transport options for a deck (steady state when TFINAL = 0).
@@ -72,7 +74,26 @@ struct OtisOutputFile {
   std::string contents;  // OTIS format (1PE14.6 columns)
 };
 
-// Formats the output files named in control.inp from a result of OtisProblem.
+// OTIS compatibility scheme (core/src/otis_scheme.cpp): runs the deck with OTIS's own
+// numerical method (Runkel 1998, "Numerical Solution"; Runkel & Chapra 1993) -
+// Crank-Nicolson in time, centred differences in space, storage zone and sorbate eliminated
+// so that the main-channel system stays tridiagonal - with OTIS's treatment of the upstream
+// boundary (IBOUND 1/2/3), the downstream dispersive flux (DSBOUND), lateral inflow,
+// unsteady flow sets, decay, kinetic sorption, print locations (IOPT) and the steady-state
+// solution (TFINAL = 0), which is also OTIS's initial condition. It exists so that OTIS
+// users can reproduce their numbers; it inherits OTIS's errors (overshoot at fronts when
+// the Courant number exceeds one, no exact mass balance with unsteady flow).
+// The result has FormatOtisOutputs's layout: one member; stations = print locations
+// (every output time); for a steady-state deck one time with every segment stored.
+// summary.num_steps counts time steps, summary.max_courant_requested is the largest
+// Q dt / (A dx) met, summary.mass_balance is empty. Throws ConfigError for what OTIS
+// rejects (a print location past the last segment centre, flow locations not covering
+// the grid, IBOUND = 3 data ending before TFINAL) and DataError when the unsteady flow file
+// runs out of flow sets.
+transport::TransportResult RunOtisScheme(const OtisDeck& deck);
+
+// Formats the output files named in control.inp from a result of OtisProblem (run by the
+// TransportSolver) or of RunOtisScheme.
 std::vector<OtisOutputFile> FormatOtisOutputs(const OtisDeck& deck, const transport::TransportResult& r);
 
 // One number as OTIS writes it (Fortran 1PE14.6, e.g. "  8.250000E+00").
