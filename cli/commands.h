@@ -16,6 +16,7 @@ constexpr int kExitInvalidInput = 2;
 
 int RunCheck(const Args& args, std::ostream& out, std::ostream& err);
 int RunForecast(const Args& args, std::ostream& out, std::ostream& err);
+int RunHydro(const Args& args, std::ostream& out, std::ostream& err);
 int RunOtis(const Args& args, std::ostream& out, std::ostream& err);
 
 // Path of the built-in Yuncheng network (QINGSHUI_NETWORK overrides it).

@@ -22,6 +22,8 @@ const std::map<std::string, Entry>& Commands() {
   static const std::map<std::string, Entry> commands = {
       {"check", {qingshui::cli::RunCheck, "validate a network file and print its summary"}},
       {"forecast", {qingshui::cli::RunForecast, "forecast water quality at the sections"}},
+      {"hydro",
+       {qingshui::cli::RunHydro, "flow, depth, velocity, dispersion per segment for a day"}},
       {"otis", {qingshui::cli::RunOtis, "run a USGS OTIS input deck, write OTIS-format output"}},
   };
   return commands;

@@ -7,6 +7,14 @@
 
 from ._qingshui import ConfigError, DataError, Error, SolverError, __version__, normal_depth
 from . import transport
+from .hydro import (
+    RoutedFlow,
+    catchments,
+    dispersion_coefficient,
+    hydraulics,
+    route_days,
+    scs_runoff_mm,
+)
 from .network import Network, default_network_path, load_network
 from .transport import run_otis
 
@@ -15,11 +23,17 @@ __all__ = [
     "DataError",
     "Error",
     "Network",
+    "RoutedFlow",
     "SolverError",
     "__version__",
+    "catchments",
     "default_network_path",
+    "dispersion_coefficient",
+    "hydraulics",
     "load_network",
     "normal_depth",
+    "route_days",
     "run_otis",
+    "scs_runoff_mm",
     "transport",
 ]

@@ -1,6 +1,6 @@
 from os import PathLike
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import pandas as pd
 
@@ -34,3 +34,24 @@ def load_network(path: Optional[Union[str, PathLike[str]]] = ...) -> Network: ..
 def normal_depth(
     flow_m3s: float, bottom_width_m: float, side_slope: float, manning_n: float, bed_slope: float
 ) -> dict: ...
+
+from .hydro import RoutedFlow as RoutedFlow
+
+def hydraulics(
+    network: Union[Network, str, PathLike[str], None] = ...,
+    date: str = ...,
+    season: Optional[str] = ...,
+    rain: Optional[Union[str, PathLike[str]]] = ...,
+) -> pd.DataFrame: ...
+def route_days(
+    network: Union[Network, str, PathLike[str], None] = ...,
+    dates: Sequence[str] = ...,
+    time_step_s: float = ...,
+    output_interval_s: float = ...,
+    rain: Optional[Union[str, PathLike[str]]] = ...,
+) -> RoutedFlow: ...
+def catchments(network: Union[Network, str, PathLike[str], None] = ...) -> pd.DataFrame: ...
+def scs_runoff_mm(rain_mm: float, curve_number: float, initial_abstraction_ratio: float = ...) -> float: ...
+def dispersion_coefficient(
+    formula: str, velocity_ms: float, depth_m: float, width_m: float, shear_velocity_ms: float
+) -> float: ...

@@ -95,6 +95,9 @@ const Source* Network::FindSource(const std::string& id) const { return FindById
 const Station* Network::FindStation(const std::string& id) const {
   return FindById(stations, id);
 }
+const Catchment* Network::FindCatchment(const std::string& id) const {
+  return FindById(catchments, id);
+}
 const Species* Network::FindSpecies(const std::string& id) const {
   return FindById(species, id);
 }

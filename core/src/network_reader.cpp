@@ -106,6 +106,31 @@ void ReadHeadwater(const YAML::Node& node, const std::string& path, ReadContext*
   }
 }
 
+// `lateral_flow`: per season, distributed inflow and losses in m³/s per km of channel.
+void ReadLateralFlow(const YAML::Node& node, const std::string& path, ReadContext* ctx,
+                     Reach* reach) {
+  if (!node.IsDefined() || node.IsNull()) return;
+  MapReader seasons(node, path, ctx);
+  if (!seasons.ok()) return;
+  for (const auto& kv : node) {
+    const std::string season = kv.first.Scalar();
+    MapReader r(kv.second, path + "." + season, ctx);
+    LateralFlow flow;
+    flow.inflow_m2s =
+        r.Number("inflow_m3s_per_km", false, 0.0, Bound::kNonNegative, 1.0 / kMetresPerKm);
+    flow.loss_m2s =
+        r.Number("loss_m3s_per_km", false, 0.0, Bound::kNonNegative, 1.0 / kMetresPerKm);
+    flow.concentration_mg_l = r.NumberMap("concentration_mg_l", Bound::kNonNegative);
+    r.RejectUnknownKeys();
+    reach->lateral_flow[season] = flow;
+  }
+}
+
+const std::vector<std::string>& DispersionFormulas() {
+  static const std::vector<std::string> names = {"fischer", "kashefipour_falconer", "deng"};
+  return names;
+}
+
 void ReadReaches(const YAML::Node& list, ReadContext* ctx, Network* net) {
   ForEachItem(list, "reaches", ctx, [&](const YAML::Node& item, size_t i) {
     MapReader r(item, ItemPath("reaches", i, item), ctx);
@@ -138,6 +163,21 @@ void ReadReaches(const YAML::Node& list, ReadContext* ctx, Network* net) {
       reach.storage = zone;
     }
     ReadHeadwater(r.Child("headwater"), r.ChildPath("headwater"), ctx, &reach);
+    YAML::Node rating = r.Child("rating_curve");
+    if (rating.IsDefined() && !rating.IsNull()) {
+      // Both coefficients > 0: a rating whose flow does not increase with depth has no
+      // unique depth for a flow.
+      MapReader rc(rating, r.ChildPath("rating_curve"), ctx);
+      RatingCurve curve;
+      curve.a = rc.Number("a", true, 0.0, Bound::kPositive);
+      curve.b = rc.Number("b", true, 0.0, Bound::kPositive);
+      rc.RejectUnknownKeys();
+      reach.rating_curve = curve;
+    }
+    reach.dispersion_m2s = r.OptionalNumber("dispersion_m2s", Bound::kNonNegative);
+    reach.dispersion_formula =
+        r.Choice("dispersion_formula", DispersionFormulas(), false, "fischer");
+    ReadLateralFlow(r.Child("lateral_flow"), r.ChildPath("lateral_flow"), ctx, &reach);
     r.RejectUnknownKeys();
     net->reaches.push_back(reach);
   });
@@ -157,6 +197,34 @@ void ReadLakes(const YAML::Node& list, ReadContext* ctx, Network* net) {
     lake.removal = r.NumberMap("removal", Bound::kFraction);
     lake.rule = r.Text("rule", false);
     lake.rule_class = r.Text("rule_class", false);
+    for (const auto& [season, mm_day] : r.NumberMap("net_evaporation_mm_day", Bound::kAny)) {
+      lake.net_evaporation_m_s[season] = mm_day / 1000.0 / kSecondsPerDay;
+    }
+    ForEachItem(
+        r.Child("levels"), r.ChildPath("levels"), ctx, [&](const YAML::Node& row, size_t k) {
+          MapReader lr(row, r.ChildPath("levels") + "[" + std::to_string(k) + "]", ctx);
+          LakeLevel level;
+          level.depth_m = lr.Number("depth_m", true, 0.0, Bound::kNonNegative);
+          level.area_m2 = lr.Number("area_km2", true, 0.0, Bound::kPositive, 1e6);
+          level.outflow_m3s = lr.Number("outflow_m3s", true, 0.0, Bound::kNonNegative);
+          lr.RejectUnknownKeys();
+          // A relation that does not rise with the level has no unique level for a
+          // volume or an outflow.
+          if (!lake.levels.empty()) {
+            const LakeLevel& prev = lake.levels.back();
+            if (!(level.depth_m > prev.depth_m)) {
+              ctx->Error(lr.line(), lr.path() + ".depth_m", "depths must increase from row to row");
+            }
+            if (level.outflow_m3s < prev.outflow_m3s) {
+              ctx->Error(lr.line(), lr.path() + ".outflow_m3s",
+                         "outflow must not decrease as the level rises");
+            }
+          } else if (level.outflow_m3s != 0.0) {
+            ctx->Error(lr.line(), lr.path() + ".outflow_m3s",
+                       "the first (lowest) row must have outflow 0");
+          }
+          lake.levels.push_back(level);
+        });
     r.RejectUnknownKeys();
     net->lakes.push_back(lake);
   });
@@ -197,8 +265,59 @@ void ReadSources(const YAML::Node& list, ReadContext* ctx, Network* net) {
     s.rule = r.Text("rule", false);
     s.rule_class = r.Text("rule_class", false);
     s.basin = r.Text("basin", false);
+    s.sewage_inflow_m3s = r.OptionalNumber("sewage_inflow_m3s", Bound::kNonNegative);
+    s.buffer_tank_m3 = r.OptionalNumber("buffer_tank_m3", Bound::kNonNegative);
+    s.raw_sewage_mg_l = r.NumberMap("raw_sewage_mg_l", Bound::kNonNegative);
+    s.overflow_at = r.Text("overflow_at", false);
+    ForEachItem(
+        r.Child("operations"), r.ChildPath("operations"), ctx,
+        [&](const YAML::Node& row, size_t k) {
+          MapReader orow(row, r.ChildPath("operations") + "[" + std::to_string(k) + "]", ctx);
+          PlantOperation op;
+          op.from = orow.Date("from");
+          op.to = orow.Date("to");
+          if (orow.ok() && (!orow.Has("from") || !orow.Has("to"))) {
+            ctx->Error(orow.line(), orow.path(), "an operation needs `from` and `to` dates");
+          }
+          if (!op.from.empty() && !op.to.empty() && op.to < op.from) {
+            ctx->Error(orow.line(), orow.path() + ".to",
+                       "end date " + op.to + " is before start date " + op.from);
+          }
+          op.capacity_factor = orow.Number("capacity_factor", false, 1.0, Bound::kPositive);
+          orow.RejectUnknownKeys();
+          s.operations.push_back(op);
+        });
     r.RejectUnknownKeys();
     net->sources.push_back(s);
+  });
+}
+
+void ReadCatchments(const YAML::Node& list, ReadContext* ctx, Network* net) {
+  ForEachItem(list, "catchments", ctx, [&](const YAML::Node& item, size_t i) {
+    MapReader r(item, ItemPath("catchments", i, item), ctx);
+    Catchment c;
+    c.line = r.line();
+    ReadIdentity(r, &c);
+    c.src = r.Text("src", true);
+    c.reach = r.Text("reach", true);
+    c.km_from = r.Number("km_from", true, 0.0, Bound::kNonNegative);
+    c.km_to = r.Number("km_to", true, 0.0, Bound::kNonNegative);
+    if (c.km_to < c.km_from) {
+      ctx->Error(LineOf(item["km_to"]), r.ChildPath("km_to"), "km_to must be >= km_from");
+    }
+    c.area_m2 = r.Number("area_km2", true, 0.0, Bound::kPositive, 1e6);
+    c.curve_number = r.Number("curve_number", true, 0.0, Bound::kPositive);
+    if (c.curve_number > 100.0) {
+      ctx->Error(LineOf(item["curve_number"]), r.ChildPath("curve_number"),
+                 "a curve number lies in (0, 100]");
+    }
+    c.initial_abstraction_ratio =
+        r.Number("initial_abstraction_ratio", false, 0.2, Bound::kFraction);
+    c.runoff_mg_l = r.NumberMap("runoff_mg_l", Bound::kNonNegative);
+    c.sewer_plant = r.Text("sewer_plant", false);
+    c.sewered_fraction = r.Number("sewered_fraction", false, 0.0, Bound::kFraction);
+    r.RejectUnknownKeys();
+    net->catchments.push_back(c);
   });
 }
 
@@ -287,7 +406,7 @@ struct Validator {
   void Run() {
     // Ids: reaches, lakes and outlets form one namespace (they are the nodes that
     // `downstream` refers to); species, rivers, sources, stations each have their own.
-    std::map<std::string, std::string> nodes, species, rivers, sources, stations;
+    std::map<std::string, std::string> nodes, species, rivers, sources, stations, catchments;
     Unique(net.species, "species", &species);
     Unique(net.rivers, "rivers", &rivers);
     Unique(net.reaches, "reaches", &nodes);
@@ -295,6 +414,7 @@ struct Validator {
     Unique(net.outlets, "outlets", &nodes);
     Unique(net.sources, "sources", &sources);
     Unique(net.stations, "stations", &stations);
+    Unique(net.catchments, "catchments", &catchments);
     if (net.species.empty()) Err(0, "species", "at least one species is required");
     if (net.reaches.empty()) Err(0, "reaches", "at least one reach is required");
     if (net.outlets.empty()) Err(0, "outlets", "at least one outlet is required");
@@ -313,6 +433,10 @@ struct Validator {
       for (const auto& [season, state] : reach.headwater) {
         CheckSpeciesMap(state.concentration_mg_l, reach.line,
                         path + ".headwater." + season + ".concentration_mg_l");
+      }
+      for (const auto& [season, flow] : reach.lateral_flow) {
+        CheckSpeciesMap(flow.concentration_mg_l, reach.line,
+                        path + ".lateral_flow." + season + ".concentration_mg_l");
       }
     }
     for (const auto& lake : net.lakes) {
@@ -345,9 +469,44 @@ struct Validator {
       if (!s.lake.empty() && !net.FindLake(s.lake)) {
         Err(s.line, path + ".lake", "unknown lake '" + s.lake + "'");
       }
+      CheckSpeciesMap(s.raw_sewage_mg_l, s.line, path + ".raw_sewage_mg_l");
+      if (!s.overflow_at.empty()) {
+        const Source* o = net.FindSource(s.overflow_at);
+        if (!o) {
+          Err(s.line, path + ".overflow_at", "unknown source '" + s.overflow_at + "'");
+        } else if (o->kind != SourceKind::kStormOverflow) {
+          Err(s.line, path + ".overflow_at",
+              "'" + s.overflow_at + "' is a " + ToString(o->kind) + ", expected a storm_overflow");
+        }
+      }
       if (!s.online.empty() && !s.offline.empty() && s.offline < s.online) {
         Err(s.line, path + ".offline",
             "offline date " + s.offline + " is before online date " + s.online);
+      }
+    }
+    for (const auto& c : net.catchments) {
+      const std::string path = "catchments[" + c.id + "]";
+      CheckPlacement(c.reach, c.km_from, c.line, path);
+      const Reach* reach = net.FindReach(c.reach);
+      if (reach && (c.km_to > reach->end_km() + 1e-6)) {
+        std::ostringstream what;
+        what << "km " << c.km_to << " lies outside reach '" << reach->id << "' (river-km "
+             << reach->start_km << " to " << reach->end_km() << ")";
+        Err(c.line, path + ".km_to", what.str());
+      }
+      CheckSpeciesMap(c.runoff_mg_l, c.line, path + ".runoff_mg_l");
+      if (!c.sewer_plant.empty()) {
+        const Source* plant = net.FindSource(c.sewer_plant);
+        if (!plant) {
+          Err(c.line, path + ".sewer_plant", "unknown source '" + c.sewer_plant + "'");
+        } else if (plant->kind != SourceKind::kTreatmentPlant) {
+          Err(c.line, path + ".sewer_plant",
+              "'" + c.sewer_plant + "' is a " + ToString(plant->kind) +
+                  ", expected a treatment_plant");
+        }
+      } else if (c.sewered_fraction > 0) {
+        Err(c.line, path + ".sewered_fraction",
+            "a sewered fraction needs `sewer_plant` (the plant the sewers drain to)");
       }
     }
     for (const auto& st : net.stations) {
@@ -492,6 +651,7 @@ Network ParseNetwork(const std::string& text, const std::string& file_name) {
   ReadOutlets(r.Child("outlets"), &ctx, &net);
   ReadSources(r.Child("sources"), &ctx, &net);
   ReadStations(r.Child("stations"), &ctx, &net);
+  ReadCatchments(r.Child("catchments"), &ctx, &net);
   for (const char* key : {"species", "rivers", "reaches", "outlets"}) {
     if (r.ok() && !r.Has(key)) ctx.Error(r.line(), key, "required list is missing");
   }

@@ -124,6 +124,26 @@ std::string WriteNetworkYaml(const Network& net) {
       }
       out << YAML::EndMap;
     }
+    if (r.rating_curve) {
+      out << YAML::Key << "rating_curve" << YAML::Value << YAML::BeginMap;
+      w.Number("a", r.rating_curve->a, p + ".rating_curve.a");
+      w.Number("b", r.rating_curve->b, p + ".rating_curve.b");
+      out << YAML::EndMap;
+    }
+    if (r.dispersion_m2s) w.Number("dispersion_m2s", *r.dispersion_m2s, p + ".dispersion_m2s");
+    if (r.dispersion_formula != "fischer") w.Text("dispersion_formula", r.dispersion_formula);
+    if (!r.lateral_flow.empty()) {
+      out << YAML::Key << "lateral_flow" << YAML::Value << YAML::BeginMap;
+      for (const auto& [season, flow] : r.lateral_flow) {
+        const std::string lp = p + ".lateral_flow." + season;
+        out << YAML::Key << season << YAML::Value << YAML::BeginMap;
+        w.Number("inflow_m3s_per_km", flow.inflow_m2s * 1000.0, lp + ".inflow_m3s_per_km");
+        w.Number("loss_m3s_per_km", flow.loss_m2s * 1000.0, lp + ".loss_m3s_per_km");
+        w.NumberMap("concentration_mg_l", flow.concentration_mg_l, lp + ".concentration_mg_l");
+        out << YAML::EndMap;
+      }
+      out << YAML::EndMap;
+    }
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
@@ -142,6 +162,23 @@ std::string WriteNetworkYaml(const Network& net) {
       w.NumberMap("removal", l.removal, p + ".removal");
       w.Text("rule", l.rule);
       w.Text("rule_class", l.rule_class);
+      if (!l.net_evaporation_m_s.empty()) {
+        std::map<std::string, double> mm_day;
+        for (const auto& [season, v] : l.net_evaporation_m_s) mm_day[season] = v * 86400.0 * 1000.0;
+        w.NumberMap("net_evaporation_mm_day", mm_day, p + ".net_evaporation_mm_day");
+      }
+      if (!l.levels.empty()) {
+        out << YAML::Key << "levels" << YAML::Value << YAML::BeginSeq;
+        for (size_t k = 0; k < l.levels.size(); ++k) {
+          const std::string lp = p + ".levels[" + std::to_string(k) + "]";
+          out << YAML::Flow << YAML::BeginMap;
+          w.Number("depth_m", l.levels[k].depth_m, lp + ".depth_m");
+          w.Number("area_km2", l.levels[k].area_m2 / 1e6, lp + ".area_km2");
+          w.Number("outflow_m3s", l.levels[k].outflow_m3s, lp + ".outflow_m3s");
+          out << YAML::EndMap;
+        }
+        out << YAML::EndSeq;
+      }
       out << YAML::EndMap;
     }
     out << YAML::EndSeq;
@@ -177,6 +214,24 @@ std::string WriteNetworkYaml(const Network& net) {
       w.Text("rule", s.rule);
       w.Text("rule_class", s.rule_class);
       w.Text("basin", s.basin);
+      if (s.sewage_inflow_m3s)
+        w.Number("sewage_inflow_m3s", *s.sewage_inflow_m3s, p + ".sewage_inflow_m3s");
+      if (s.buffer_tank_m3) w.Number("buffer_tank_m3", *s.buffer_tank_m3, p + ".buffer_tank_m3");
+      w.NumberMap("raw_sewage_mg_l", s.raw_sewage_mg_l, p + ".raw_sewage_mg_l");
+      w.Text("overflow_at", s.overflow_at);
+      if (!s.operations.empty()) {
+        out << YAML::Key << "operations" << YAML::Value << YAML::BeginSeq;
+        for (size_t k = 0; k < s.operations.size(); ++k) {
+          const PlantOperation& op = s.operations[k];
+          out << YAML::Flow << YAML::BeginMap;
+          w.Text("from", op.from);
+          w.Text("to", op.to);
+          w.Number("capacity_factor", op.capacity_factor,
+                   p + ".operations[" + std::to_string(k) + "].capacity_factor");
+          out << YAML::EndMap;
+        }
+        out << YAML::EndSeq;
+      }
       out << YAML::EndMap;
     }
     out << YAML::EndSeq;
@@ -195,6 +250,28 @@ std::string WriteNetworkYaml(const Network& net) {
       w.Number("sampling_interval_h", s.sampling_interval_s / 3600.0, p + ".sampling_interval_h");
       w.Text("target_class", s.target_class);
       w.Text("monitors", s.monitors);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  if (!net.catchments.empty()) {
+    out << YAML::Key << "catchments" << YAML::Value << YAML::BeginSeq;
+    for (const auto& c : net.catchments) {
+      const std::string p = "catchments[" + c.id + "]";
+      out << YAML::BeginMap;
+      w.Identity(c);
+      w.Text("src", c.src);
+      w.Text("reach", c.reach);
+      w.Number("km_from", c.km_from, p + ".km_from");
+      w.Number("km_to", c.km_to, p + ".km_to");
+      w.Number("area_km2", c.area_m2 / 1e6, p + ".area_km2");
+      w.Number("curve_number", c.curve_number, p + ".curve_number");
+      w.Number("initial_abstraction_ratio", c.initial_abstraction_ratio,
+               p + ".initial_abstraction_ratio");
+      w.NumberMap("runoff_mg_l", c.runoff_mg_l, p + ".runoff_mg_l");
+      w.Text("sewer_plant", c.sewer_plant);
+      if (!c.sewer_plant.empty())
+        w.Number("sewered_fraction", c.sewered_fraction, p + ".sewered_fraction");
       out << YAML::EndMap;
     }
     out << YAML::EndSeq;

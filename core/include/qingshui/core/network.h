@@ -52,6 +52,24 @@ struct StorageZone {
   double exchange_per_s = 0.0;  // α
 };
 
+// Stage-discharge relation of a reach, Q = a·h^b with h the flow depth (m) and Q in m³/s;
+// used instead of Manning's equation where a gauged rating exists. a > 0 and b > 0, so
+// that Q increases with h.
+struct RatingCurve {
+  double a = 0.0;  // m^(3-b)/s
+  double b = 0.0;  // –
+};
+
+// Water that enters or leaves a reach along its length in one season: diffuse and
+// groundwater inflow, and losses (seepage, evaporation, small irrigation abstractions).
+// Losses are potential: a segment cannot lose more water than reaches it, so a reach whose
+// losses exceed its inflow runs dry.
+struct LateralFlow {
+  double inflow_m2s = 0.0;                           // m³/s per m of channel
+  double loss_m2s = 0.0;                             // m³/s per m of channel
+  std::map<std::string, double> concentration_mg_l;  // of the inflow, by species
+};
+
 // Upstream boundary of a headwater reach for one season.
 struct HeadwaterState {
   double flow_m3s = 0.0;
@@ -70,11 +88,22 @@ struct Reach {
   ChannelGeometry geometry;
   std::optional<StorageZone> storage;
   std::map<std::string, HeadwaterState> headwater;  // by season ("dry", "wet")
+  std::optional<RatingCurve> rating_curve;          // none = Manning normal depth
+  std::optional<double> dispersion_m2s;             // user value; none = formula
+  std::string dispersion_formula = "fischer";       // fischer, kashefipour_falconer, deng
+  std::map<std::string, LateralFlow> lateral_flow;  // by season
   int line = 0;
 
   double end_km() const { return start_km + length_m / 1000.0; }
   // Segments the reach is divided into: ceil(length / segment length).
   int segment_count() const;
+};
+
+// One row of a lake's volume-area-outflow relation (level pool).
+struct LakeLevel {
+  double depth_m = 0.0;      // water depth at the deepest point (or above a datum)
+  double area_m2 = 0.0;      // water-surface area at that depth
+  double outflow_m3s = 0.0;  // outflow over the outlet at that depth
 };
 
 struct Lake {
@@ -89,6 +118,9 @@ struct Lake {
   std::map<std::string, double> removal;  // species → fraction removed
   std::string rule;
   std::string rule_class;
+  // Evaporation minus rain on the lake surface, by season (m/s; may be negative).
+  std::map<std::string, double> net_evaporation_m_s;
+  std::vector<LakeLevel> levels;  // empty: no level-pool relation
   int line = 0;
 
   double volume_m3() const { return area_m2 * mean_depth_m; }
@@ -118,6 +150,15 @@ const char* ToString(SourceKind kind);
 bool ParseSourceKind(const std::string& name, SourceKind* kind);
 const std::vector<std::string>& SourceKindNames();
 
+// A pre-flood-season (or any) operating window of a treatment plant: between `from` and
+// `to` (inclusive) its treatment capacity is multiplied by `capacity_factor` (seed §15:
+// before the flood season plants raise throughput and empty their buffer tanks).
+struct PlantOperation {
+  std::string from;  // YYYY-MM-DD
+  std::string to;
+  double capacity_factor = 1.0;
+};
+
 struct Source {
   std::string id;
   std::string name_zh;
@@ -138,6 +179,34 @@ struct Source {
   std::string rule;
   std::string rule_class;
   std::string basin;
+  // Combined sewers (treatment plants): the dry-weather sewage reaching the plant (none =
+  // design flow, or capacity when the design flow is 0), its buffer tank, the
+  // concentration of raw sewage, the storm_overflow source where it spills (none = at the
+  // plant), and operating windows.
+  std::optional<double> sewage_inflow_m3s;
+  std::optional<double> buffer_tank_m3;
+  std::map<std::string, double> raw_sewage_mg_l;
+  std::string overflow_at;
+  std::vector<PlantOperation> operations;
+  int line = 0;
+};
+
+// A sub-catchment whose rain runs off into a stretch of a reach (SCS curve number); the
+// part collected by combined sewers goes to a treatment plant instead.
+struct Catchment {
+  std::string id;
+  std::string name_zh;
+  std::string name_en;
+  std::string src;
+  std::string reach;
+  double km_from = 0.0;  // river-km of the stretch receiving the runoff
+  double km_to = 0.0;
+  double area_m2 = 0.0;
+  double curve_number = 0.0;                  // SCS CN for average antecedent moisture
+  double initial_abstraction_ratio = 0.2;     // I_a = λ S
+  std::map<std::string, double> runoff_mg_l;  // event-mean concentration of the runoff
+  std::string sewer_plant;                    // treatment plant its combined sewers drain to
+  double sewered_fraction = 0.0;              // share of the runoff the sewers collect
   int line = 0;
 };
 
@@ -205,6 +274,7 @@ class Network {
   std::vector<Outlet> outlets;
   std::vector<Source> sources;
   std::vector<Station> stations;
+  std::vector<Catchment> catchments;
   std::optional<Standard> standard;
   std::string standards_path;  // as written in the file (relative to it)
   std::vector<Provenance> provenance;
@@ -216,6 +286,7 @@ class Network {
   const Lake* FindLake(const std::string& id) const;
   const Source* FindSource(const std::string& id) const;
   const Station* FindStation(const std::string& id) const;
+  const Catchment* FindCatchment(const std::string& id) const;
   const Species* FindSpecies(const std::string& id) const;
   bool IsOutlet(const std::string& id) const;
 
