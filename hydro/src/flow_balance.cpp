@@ -195,8 +195,12 @@ NetworkHydraulics SteadyHydraulics(const Network& net, const NetworkGrid& grid,
     h.length_m[i] = g.length_m;
     h.downstream[i] = g.downstream;
   }
+  // Adds flow × c (less a wetland's removal) to the segment's lateral load; with a
+  // SourceFlow, records it there as well and leaves it out of the lateral load when the
+  // caller takes sources as separate point loads.
   auto add_load = [&](int seg, double flow, const std::map<std::string, double>& c,
-                      const std::map<std::string, double>* removal) {
+                      const std::map<std::string, double>* removal,
+                      SourceFlow* source = nullptr) {
     for (const auto& [sp, value] : c) {
       auto it = species_index.find(sp);
       if (it == species_index.end()) continue;
@@ -204,6 +208,10 @@ NetworkHydraulics SteadyHydraulics(const Network& net, const NetworkGrid& grid,
       if (removal) {
         auto r = removal->find(sp);
         if (r != removal->end()) v *= 1.0 - r->second;
+      }
+      if (source) {
+        if (flow * v != 0.0) source->loads.push_back({seg, it->second, flow * v});
+        if (options.sources_as_loads) continue;
       }
       lateral_load[static_cast<size_t>(seg) * ns + it->second] += flow * v;
     }
@@ -296,7 +304,7 @@ NetworkHydraulics SteadyHydraulics(const Network& net, const NetworkGrid& grid,
             if (routed > 0) {
               const int wseg = grid.SegmentAt(w->reach, w->km);
               h.point_inflow_m3s[wseg] += routed;
-              add_load(wseg, routed, s.effluent_mg_l, &w->removal);
+              add_load(wseg, routed, s.effluent_mg_l, &w->removal, &out);
               if (IsEffluentKind(s.kind)) effluent_in[wseg] += routed;
               out.via = w->id;
               out.via_wetland_m3s = routed;
@@ -304,7 +312,7 @@ NetworkHydraulics SteadyHydraulics(const Network& net, const NetworkGrid& grid,
           }
         }
         h.point_inflow_m3s[seg] += direct;
-        add_load(seg, direct, s.effluent_mg_l, nullptr);
+        add_load(seg, direct, s.effluent_mg_l, nullptr, &out);
         if (IsEffluentKind(s.kind)) effluent_in[seg] += direct;
         out.flow_m3s = s.design_flow_m3s;
       }

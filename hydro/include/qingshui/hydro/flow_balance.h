@@ -42,6 +42,10 @@ struct DayOptions {
   std::vector<int> wet_months = {6, 7, 8, 9};
   std::vector<ExtraPointInflow> point_inflows;
   std::vector<ExtraDistributedInflow> distributed_inflows;
+  // Leave the network sources' mass out of lateral_concentration_g_m3 (their water still
+  // enters): the caller applies SourceFlow::loads as separate point loads, so that each
+  // source's contribution can be followed on its own (apportionment, tracing kernels).
+  bool sources_as_loads = false;
 
   bool IsValid(std::string* error) const;
 };

@@ -42,7 +42,16 @@ struct SourceFlow {
   int segment = -1;              // where its water enters (or is taken); -1 when inactive
   double flow_m3s = 0.0;         // water added (withdrawals: taken, ≤ design flow)
   double via_wetland_m3s = 0.0;  // part of it routed through its wetland
-  std::string via;               // the wetland it passed through, if any
+  std::string via;
+  // Mass each species brings into the river (g/s), where it enters: the direct part at the
+  // source's segment, the wetland-routed part (after the wetland's removal) at the
+  // wetland's. Filled for every active source, whatever DayOptions::sources_as_loads says.
+  struct Load {
+    int segment = -1;
+    int species = 0;
+    double g_s = 0.0;
+  };
+  std::vector<Load> loads;               // the wetland it passed through, if any
 };
 
 // Hydraulic state of every segment for one day (steady flow).
