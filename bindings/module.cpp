@@ -12,6 +12,7 @@ namespace qingshui::python {
 void BindNetwork(py::module_& m);
 void BindHydro(py::module_& m);
 void BindTransport(py::module_& m);
+void BindSimulation(py::module_& m);
 }  // namespace qingshui::python
 
 PYBIND11_MODULE(_qingshui, m) {
@@ -39,4 +40,5 @@ PYBIND11_MODULE(_qingshui, m) {
   qingshui::python::BindNetwork(m);
   qingshui::python::BindHydro(m);
   qingshui::python::BindTransport(m);
+  qingshui::python::BindSimulation(m);
 }

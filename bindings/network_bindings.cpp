@@ -134,6 +134,22 @@ void BindNetwork(py::module_& m) {
       .def("species_rows", &SpeciesRows)
       .def("provenance_rows", &ProvenanceRows)
       .def("summary_text", &FormatSummary)
+      .def("standard_table",
+           [](const Network& net) {
+             py::dict d;
+             if (!net.standard) return d;
+             d["id"] = net.standard->id;
+             d["classes"] = net.standard->classes;
+             py::dict indicators;
+             for (const auto& ind : net.standard->indicators) {
+               py::dict row;
+               row["sense"] = ind.sense;
+               row["limits_mg_l"] = ind.limits_mg_l;
+               indicators[py::str(ind.species)] = row;
+             }
+             d["indicators"] = indicators;
+             return d;
+           })
       .def("reaches_upstream_first", &Network::ReachesUpstreamFirst)
       .def("upstream_candidates", [](const Network& net, const std::string& station) {
         py::list rows;

@@ -16,6 +16,7 @@ from .hydro import (
     scs_runoff_mm,
 )
 from .network import Network, default_network_path, load_network
+from .scenario import Result, Scenario
 from .transport import run_otis
 
 __all__ = [
@@ -23,7 +24,9 @@ __all__ = [
     "DataError",
     "Error",
     "Network",
+    "Result",
     "RoutedFlow",
+    "Scenario",
     "SolverError",
     "__version__",
     "catchments",

@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Union
 import pandas as pd
 
 from . import transport as transport
+from .scenario import Result as Result, Scenario as Scenario
 from .transport import OtisRun, run_otis as run_otis
 
 __version__: str

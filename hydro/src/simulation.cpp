@@ -1,5 +1,6 @@
 #include "qingshui/hydro/simulation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <map>
@@ -100,6 +101,9 @@ Simulation BuildSimulation(const Network& net, const SimulationOptions& options)
         if (!p.segments[i].well_mixed) state.area_m2[i] /= options.velocity_factor;
       }
     }
+    // Diffuse inflow's mass becomes point loads (below); its water keeps C_L = 0.
+    std::fill(state.lateral_concentration_g_m3.begin(), state.lateral_concentration_g_m3.end(),
+              0.0);
     p.flow.times_s.push_back((d + 0.5) * kDay);
     p.flow.states.push_back(std::move(state));
   }
@@ -132,11 +136,30 @@ Simulation BuildSimulation(const Network& net, const SimulationOptions& options)
       }
     }
   }
-  for (const auto& src : net.sources) {
-    auto it = loads.find(src.id);
+  // Diffuse inflow (and any scenario extras) per reach: lateral concentration × lateral
+  // water, which with sources_as_loads holds no source mass.
+  std::vector<std::string> contributors;
+  for (const auto& src : net.sources) contributors.push_back(src.id);
+  for (int d = 0; d < options.days; ++d) {
+    const NetworkHydraulics& h = sim.days[d];
+    for (int i = 0; i < n; ++i) {
+      const double q = h.point_inflow_m3s[i] + h.diffuse_inflow_m3s[i];
+      for (int k = 0; k < ns; ++k) {
+        const double g_s = h.lateral_concentration_g_m3[i * ns + k] * q;
+        if (g_s == 0.0) continue;
+        const std::string id = "diffuse:" + sim.grid.segments[i].reach;
+        if (!loads.count(id)) contributors.push_back(id);
+        auto& v = loads[id][{i, k}];
+        v.resize(options.days, 0.0);
+        v[d] += g_s;
+      }
+    }
+  }
+  for (const auto& contributor : contributors) {
+    auto it = loads.find(contributor);
     if (it == loads.end()) continue;
     SourceLoads entry;
-    entry.id = src.id;
+    entry.id = contributor;
     for (const auto& [where, per_day] : it->second) {
       transport::PointLoad load;
       load.segment = where.first;
@@ -169,6 +192,28 @@ Simulation BuildSimulation(const Network& net, const SimulationOptions& options)
   }
   sim.transport_options.store_fields = false;
   return sim;
+}
+
+std::vector<std::string> AddContributionMembers(Simulation* sim) {
+  transport::TransportProblem& p = sim->problem;
+  const transport::Forcing base = p.members.front();
+  transport::Forcing zero = base;
+  zero.loads.clear();
+  for (auto& b : zero.boundaries) {
+    for (auto& series : b.series) series = transport::TimeSeries::Constant(0.0);
+  }
+  std::vector<std::string> names;
+  for (const auto& src : sim->sources) {
+    transport::Forcing f = zero;
+    for (int i : src.load_index) f.loads.push_back(base.loads[i]);
+    p.members.push_back(std::move(f));
+    names.push_back(src.id);
+  }
+  transport::Forcing headwater = base;
+  headwater.loads.clear();
+  p.members.push_back(std::move(headwater));
+  names.push_back("headwater");
+  return names;
 }
 
 transport::TransportResult RunSimulation(const Simulation& sim) {

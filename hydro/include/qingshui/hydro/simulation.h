@@ -36,7 +36,9 @@ struct SimulationOptions {
   bool IsValid(std::string* error) const;
 };
 
-// Where one network source's mass enters: indices into the baseline forcing's loads.
+// Where one contributor's mass enters: indices into the baseline forcing's loads. The
+// contributors are the network's sources (by id) and the diffuse inflow of each reach
+// ("diffuse:<reach id>"); headwaters enter through the boundaries.
 struct SourceLoads {
   std::string id;
   std::vector<int> load_index;  // into problem.members[0].loads
@@ -50,8 +52,9 @@ struct Simulation {
   std::vector<std::string> station_ids; // network order
   std::vector<int> station_segments;
   std::vector<SourceLoads> sources;     // every network source with mass on some day
-  // members[0] is the baseline: headwater boundaries, diffuse inflow (in the flow
-  // field's lateral concentration) and every source's loads.
+  // members[0] is the baseline: headwater boundaries and every contributor's loads. All
+  // mass enters through boundaries or point loads (the flow field's lateral water carries
+  // zero concentration), so that members can hold any part of it.
   transport::TransportProblem problem;
   transport::TransportOptions transport_options;
 
@@ -60,6 +63,11 @@ struct Simulation {
 
 // Builds the run. Throws ConfigError for bad options or unknown ids.
 Simulation BuildSimulation(const Network& network, const SimulationOptions& options);
+
+// Appends one member per contributor (its loads alone, zero boundaries) and one for the
+// headwaters (boundaries alone), and returns their names: the sources' ids,
+// "diffuse:<reach>" and "headwater". Each member starts from its own steady state.
+std::vector<std::string> AddContributionMembers(Simulation* simulation);
 
 // Runs it (the steady initial state first, when asked); station values are in
 // result.station_concentration_g_m3 in the order of Simulation::station_ids.
