@@ -16,6 +16,7 @@ from .hydro import (
     scs_runoff_mm,
 )
 from .network import Network, default_network_path, load_network
+from . import plot
 from .scenario import Result, Scenario
 from .transport import run_otis
 
