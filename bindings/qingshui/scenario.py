@@ -166,6 +166,27 @@ class Scenario:
         self.changes.append(Change(f"{lake}: discharge rule {rule_class or 'none'}", apply))
         return self
 
+    def set_headwater(self, reach: str, season: str, flow_m3s: Optional[float] = None,
+                      **concentration_mg_l: float) -> "Scenario":
+        """Change a headwater boundary for a season ("dry", "wet"): its flow (m³/s) and/or
+        concentrations (mg/L) — e.g. a drier year, or cleaner water arriving from upstream."""
+        parts = ([f"flow {flow_m3s:g} m3/s"] if flow_m3s is not None else []) + \
+                [f"{k} {v:g} mg/L" for k, v in concentration_mg_l.items()]
+
+        def apply(doc: dict) -> None:
+            r = self._find(doc, "reaches", reach)
+            hw = r.get("headwater", {}).get(season)
+            if hw is None:
+                raise _qingshui.ConfigError(f"set_headwater: reach {reach!r} has no {season!r} headwater")
+            if flow_m3s is not None:
+                hw["flow_m3s"] = _number(flow_m3s, f"{reach} {season} headwater flow")
+            conc = hw.setdefault("concentration_mg_l", {})
+            for k, v in concentration_mg_l.items():
+                conc[k] = _number(v, f"{reach} {season} headwater {k}")
+
+        self.changes.append(Change(f"{reach} headwater ({season}): {', '.join(parts)}", apply))
+        return self
+
     def supplementation(self, reach: str, km: float, flow_m3s: float, id: str = None,
                         from_date=None, **concentration_mg_l: float) -> "Scenario":
         """Ecological supplementation (生态补水): clean water added at (reach, km)."""
@@ -328,6 +349,7 @@ class Result:
         values = np.asarray(self._raw["station_concentration"])[1:, :, s, :].mean(axis=1)
         frame = pd.DataFrame(values, index=[m.split(SPLIT)[0] for m in self.members[1:]], columns=self.species)
         frame = frame.groupby(level=0, sort=False).sum()
+        frame = frame[(frame != 0).any(axis=1)]  # sources on other rivers contribute nothing
         total = np.asarray(self._raw["station_concentration"])[0, :, s, :].mean(axis=0)
         if species is not None:
             col = frame[species]

@@ -79,3 +79,14 @@ def test_errors_are_config_errors():
         qs.Scenario().run("2024-04-16", "2024-04-14")
     with pytest.raises(qs.ConfigError, match="finite number"):
         qs.Scenario().set_flow("chengxi_wwtp", float("nan")).to_network()
+
+
+def test_a_drier_fen_headwater_raises_the_share_of_effluent_at_miaoqian():
+    wet = qs.Scenario(name="base").run("2024-03-01", "2024-03-01")
+    dry = qs.Scenario(name="drier").set_headwater("fen_upper", "dry", flow_m3s=0.5).run("2024-03-01", "2024-03-01")
+    # Less clean-ish upstream water, same effluent loads: the plants weigh more at Miaoqian.
+    a = wet.at_station("miaoqian")["NH3N"].iloc[-1]
+    b = dry.at_station("miaoqian")["NH3N"].iloc[-1]
+    assert b > a
+    with pytest.raises(qs.ConfigError, match="no 'monsoon' headwater"):
+        qs.Scenario().set_headwater("fen_upper", "monsoon", flow_m3s=1).to_network()
