@@ -7,9 +7,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("QINGSHUI_BUILD_DIR", ROOT / "build"))
+BUILD = Path(os.environ.get("QINGSHUI_BUILD_DIR", ROOT / "build")).resolve()
 if str(BUILD / "python") not in sys.path:
     sys.path.insert(0, str(BUILD / "python"))
+# Notebook kernels are subprocesses that start in notebooks/: give them the package by an
+# absolute path, whatever relative PYTHONPATH the caller used.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(BUILD / "python")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
 @pytest.fixture(scope="session")
