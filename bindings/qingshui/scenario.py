@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
@@ -26,6 +27,8 @@ import yaml
 
 from . import _qingshui
 from .network import Network, load_network
+
+log = logging.getLogger("qingshui")
 
 TIMEZONE = "Asia/Shanghai"
 SPLIT = "__from_"  # id suffix of the part of a source changed from a date
@@ -235,9 +238,12 @@ class Scenario:
         if last < first:
             raise _qingshui.ConfigError(f"run: end {last} is before start {first}")
         net = self.to_network()
-        raw = _qingshui.simulate(net._native, first.isoformat(), (last - first).days + 1,
+        days = (last - first).days + 1
+        log.info("scenario %r: %d change(s), %s to %s (%d day(s))", self.name, len(self.changes), first, last, days)
+        raw = _qingshui.simulate(net._native, first.isoformat(), days,
                                  time_step_s, output_interval_s, season, velocity_factor,
                                  dispersion_factor, temperature_c, fields, contributions)
+        log.info("scenario %r done: %s", self.name, raw["summary"])
         return Result(self.name, net, first, raw)
 
     # ----- helpers ----------------------------------------------------------------------

@@ -90,3 +90,13 @@ def test_a_drier_fen_headwater_raises_the_share_of_effluent_at_miaoqian():
     assert b > a
     with pytest.raises(qs.ConfigError, match="no 'monsoon' headwater"):
         qs.Scenario().set_headwater("fen_upper", "monsoon", flow_m3s=1).to_network()
+
+
+def test_runs_report_to_logging(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="qingshui"):
+        qs.Scenario(name="logged").run("2024-04-14", "2024-04-14", contributions=False, fields=False)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("scenario 'logged'" in m and "1 day" in m for m in messages)
+    assert any("done" in m and "mass" in m.lower() for m in messages)
