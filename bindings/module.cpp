@@ -13,6 +13,7 @@ void BindNetwork(py::module_& m);
 void BindHydro(py::module_& m);
 void BindTransport(py::module_& m);
 void BindSimulation(py::module_& m);
+void BindCalibration(py::module_& m);  // calibration_bindings.cpp
 }  // namespace qingshui::python
 
 PYBIND11_MODULE(_qingshui, m) {
@@ -41,4 +42,5 @@ PYBIND11_MODULE(_qingshui, m) {
   qingshui::python::BindHydro(m);
   qingshui::python::BindTransport(m);
   qingshui::python::BindSimulation(m);
+  qingshui::python::BindCalibration(m);
 }

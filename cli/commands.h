@@ -18,6 +18,8 @@ int RunCheck(const Args& args, std::ostream& out, std::ostream& err);
 int RunForecast(const Args& args, std::ostream& out, std::ostream& err);
 int RunHydro(const Args& args, std::ostream& out, std::ostream& err);
 int RunOtis(const Args& args, std::ostream& out, std::ostream& err);
+int RunCalibrate(const Args& args, std::ostream& out, std::ostream& err);  // calibrate_command.cpp
+int RunAllocate(const Args& args, std::ostream& out, std::ostream& err);   // allocate_command.cpp
 
 // Path of the built-in Yuncheng network (QINGSHUI_NETWORK overrides it).
 std::string DefaultNetworkPath();

@@ -20,6 +20,8 @@ struct Entry {
 
 const std::map<std::string, Entry>& Commands() {
   static const std::map<std::string, Entry> commands = {
+      {"allocate", {qingshui::cli::RunAllocate, "effluent limits that meet section targets with a probability"}},
+      {"calibrate", {qingshui::cli::RunCalibrate, "fit transport parameters to observed concentrations"}},
       {"check", {qingshui::cli::RunCheck, "validate a network file and print its summary"}},
       {"forecast", {qingshui::cli::RunForecast, "forecast water quality at the sections"}},
       {"hydro",

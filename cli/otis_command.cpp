@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "commands.h"
+#include "qingshui/calibration/otisp.h"
 #include "qingshui/core/error.h"
 #include "qingshui/core/otis.h"
 #include "qingshui/core/transport.h"
@@ -26,7 +27,12 @@ void Usage(std::ostream& out) {
          "--scheme otis      OTIS's own method (Runkel 1998; Crank-Nicolson with centred\n"
          "                   differences at the deck's TSTEP) to reproduce OTIS's numbers,\n"
          "                   including its overshoot when Q TSTEP / (A dx) > 1. Also accepts a\n"
-         "                   non-zero DSBOUND.\n";
+         "                   non-zero DSBOUND.\n\n"
+         "An OTIS-P deck (control.inp also names data.inp, star.inp, params.out, star.out)\n"
+         "is an estimation: the parameters star.inp frees are fitted reach by reach to the\n"
+         "observations in data.inp as OTIS-P does (Levenberg-Marquardt, OTIS's own scheme as\n"
+         "the model). Writes OUT_DIR/estimates.csv (reach,parameter,estimate,std_error) and\n"
+         "the solute output of the whole deck at the estimates in OTIS's format.\n";
 }
 
 void WriteAtomically(const std::filesystem::path& path, const std::string& contents) {
@@ -82,6 +88,18 @@ int RunOtis(const Args& args, std::ostream& out, std::ostream& err) {
   std::filesystem::create_directories(out_dir);
 
   OtisDeck d = ReadOtisDeck(deck);
+  if (d.has_estimation) {
+    const calibration::OtisEstimation est = calibration::EstimateOtisParameters(d);
+    const std::filesystem::path csv = std::filesystem::path(out_dir) / "estimates.csv";
+    WriteAtomically(csv, calibration::FormatOtisEstimates(est));
+    out << "wrote " << csv.string() << "\n";
+    for (const OtisOutputFile& f : FormatOtisOutputs(est.fitted, est.result)) {
+      WriteAtomically(std::filesystem::path(out_dir) / f.name, f.contents);
+      out << "wrote " << (std::filesystem::path(out_dir) / f.name).string() << "\n";
+    }
+    out << "OTIS-P estimation (Levenberg-Marquardt on OTIS's own scheme):\n" << est.BriefReport();
+    return kExitOk;
+  }
   transport::TransportResult result;
   if (scheme == "otis") {
     result = RunOtisScheme(d);

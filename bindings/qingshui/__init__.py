@@ -17,10 +17,13 @@ from .hydro import (
 )
 from .network import Network, default_network_path, load_network
 from . import plot
+from .calibration import AllocationResult, CalibrationResult, allocate, apportion, calibrate, estimate_otis
 from .scenario import Result, Scenario
 from .transport import run_otis
 
 __all__ = [
+    "AllocationResult",
+    "CalibrationResult",
     "ConfigError",
     "DataError",
     "Error",
@@ -30,6 +33,10 @@ __all__ = [
     "Scenario",
     "SolverError",
     "__version__",
+    "allocate",
+    "apportion",
+    "calibrate",
+    "estimate_otis",
     "catchments",
     "default_network_path",
     "dispersion_coefficient",

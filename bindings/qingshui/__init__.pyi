@@ -6,6 +6,14 @@ import pandas as pd
 
 from . import transport as transport
 from .scenario import Result as Result, Scenario as Scenario
+from .calibration import (
+    AllocationResult as AllocationResult,
+    CalibrationResult as CalibrationResult,
+    allocate as allocate,
+    apportion as apportion,
+    calibrate as calibrate,
+    estimate_otis as estimate_otis,
+)
 from .transport import OtisRun, run_otis as run_otis
 
 __version__: str

@@ -277,6 +277,135 @@ void ReadFlow(OtisDeck* d) {
   if (d->flow_sets.empty()) f.Fail("QLATIN", "no flow data");
 }
 
+// Fortran fixed-width real field (Fw.0 / Dw.d read): blank = 0, 'D' exponent allowed.
+double FixedReal(DeckFile& f, const std::string& line, size_t from, size_t width,
+                 const std::string& field) {
+  std::string t = from < line.size() ? DeckFile::Trim(line.substr(from, width)) : "";
+  if (t.empty()) return 0.0;
+  for (char& c : t) {
+    if (c == 'd' || c == 'D') c = 'E';
+  }
+  char* end = nullptr;
+  double v = std::strtod(t.c_str(), &end);
+  if (end == t.c_str() || *end != '\0') {
+    f.Fail(field, "expected a number in columns " + std::to_string(from + 1) + "-" +
+                      std::to_string(from + width) + " (Fortran F" + std::to_string(width) +
+                      ".0), found '" + t + "'");
+  }
+  return v;
+}
+
+// OTIS-P data file (subroutine REACHEST): for each reach, N in columns 1-5 (I5), then N
+// records with the time or distance in columns 1-15 and the concentration in 16-30 (F15.0).
+// Checks as DATACHK (dynamic) and WEIGHTS2 (steady state) do.
+void ReadObservations(OtisDeck* d) {
+  OtisEstimationInput& e = d->estimation;
+  const std::string label = e.data_file;
+  DeckFile f(Join(d->dir, e.data_file), label);
+  const int nreach = static_cast<int>(d->reaches.size());
+  double total_m = d->xstart_m;
+  for (const auto& r : d->reaches) total_m += r.length_m;
+  const double first_centre = d->xstart_m + 0.5 * d->SegmentLength(0);
+  const double last_centre = total_m - 0.5 * d->SegmentLength(d->NumSegments() - 1);
+  int with_data = 0;
+  for (int r = 0; r < nreach; ++r) {
+    const std::string reach = "reach " + std::to_string(r + 1);
+    const int n = f.FixedInts(1, reach + ": number of observations N (columns 1-5)")[0];
+    if (n < 0) f.Fail(reach + ": N", "must be >= 0");
+    std::vector<OtisObservation> obs;
+    for (int k = 0; k < n; ++k) {
+      std::string l;
+      const std::string field = reach + ", observation " + std::to_string(k + 1);
+      if (!f.NextRecord(true, &l)) f.Fail(field, "missing (end of file): expected " + std::to_string(n));
+      OtisObservation o;
+      o.where = FixedReal(f, l, 0, 15, field + " (time or distance)");
+      o.concentration = FixedReal(f, l, 15, 15, field + " (concentration)");
+      o.line = f.line();
+      if (!d->SteadyState()) {
+        const double tstep = d->time_step_h;
+        if (k == 0 && !(o.where > d->start_h + tstep)) {
+          f.Fail(field, "the first observation must be later than TSTART + TSTEP = " +
+                            std::to_string(d->start_h + tstep) + " h");
+        }
+        if (k > 0 && o.where < obs.back().where) f.Fail(field, "observation times must increase");
+        if (k > 0 && o.where - obs.back().where < tstep) {
+          f.Fail(field, "observations must be at least TSTEP = " + std::to_string(tstep) + " h apart");
+        }
+      } else {
+        if (o.where > last_centre) {
+          f.Fail(field, "distance " + std::to_string(o.where) + " m lies past the centre of the last segment (" +
+                            std::to_string(last_centre) + " m)");
+        }
+        // OTIS-P (WEIGHTS2) moves a distance in the upstream half of the first segment to
+        // the first segment's centre.
+        o.where = std::max(o.where, first_centre);
+      }
+      obs.push_back(o);
+    }
+    if (n > 0) ++with_data;
+    e.observations.push_back(obs);
+  }
+  if (with_data == 0) f.Fail("N", "no reach has observations");
+  if (!d->SteadyState() && static_cast<int>(d->print_locations_m.size()) < with_data) {
+    throw ConfigError(Located(d->params_file, 0, "NPRINT",
+                              "OTIS-P compares the observations of the k-th reach with data with the "
+                              "k-th print location: " + std::to_string(with_data) +
+                                  " reaches have data but NPRINT is " +
+                                  std::to_string(d->print_locations_m.size())));
+  }
+}
+
+// STARPAC input file: IWEIGHT, IVAPRX, MIT, NPRT (I5, one per record), DELTA, STOPP,
+// STOPSS (columns 1-13, one per record), then IFIXED (I5) and SCALE (columns 6-18) for each
+// of the ten parameters.
+void ReadStarpac(OtisDeck* d) {
+  OtisEstimationInput& e = d->estimation;
+  DeckFile f(Join(d->dir, e.star_file), e.star_file);
+  e.weight_option = f.FixedInts(1, "IWEIGHT")[0];
+  if (e.weight_option != 0 && e.weight_option != 1) f.Fail("IWEIGHT", "must be 0 or 1");
+  if (e.weight_option == 1) {
+    f.Fail("IWEIGHT", "weights revised to 1/PV^2 at every model call (IWEIGHT = 1) are not supported; use 0");
+  }
+  e.covariance_option = f.FixedInts(1, "IVAPRX")[0];
+  e.max_iterations = f.FixedInts(1, "MIT")[0];
+  if (e.max_iterations < 1) f.Fail("MIT", "must be >= 1");
+  e.print_option = f.FixedInts(1, "NPRT")[0];
+  auto real13 = [&](const std::string& field) {
+    std::string l;
+    if (!f.NextRecord(true, &l)) f.Fail(field, "missing (end of file)");
+    return FixedReal(f, l.substr(0, l.find('|')), 0, 13, field);
+  };
+  e.max_first_change = real13("DELTA");
+  e.parameter_tolerance = real13("STOPP");
+  e.sum_of_squares_tolerance = real13("STOPSS");
+  for (int k = 0; k < kOtisNumParameters; ++k) {
+    const std::string field = std::string("IFIXED SCALE (") + kOtisParameterNames[k] + ")";
+    std::string l;
+    if (!f.NextRecord(true, &l)) f.Fail(field, "missing (end of file)");
+    l = l.substr(0, l.find('|'));
+    const std::string flag = DeckFile::Trim(l.substr(0, std::min<size_t>(5, l.size())));
+    char* end = nullptr;
+    const long v = std::strtol(flag.c_str(), &end, 10);
+    if (flag.empty() || *end != '\0') f.Fail(field, "expected IFIXED (0 or 1) in columns 1-5, found '" + flag + "'");
+    e.fixed[k] = v != 0;
+    e.scale[k] = FixedReal(f, l, 5, 13, field);
+  }
+  bool any = false;
+  for (bool fx : e.fixed) any = any || !fx;
+  if (!any) f.Fail("IFIXED", "every parameter is fixed: nothing to estimate");
+  if (d->sorption_option == 0) {
+    for (int k = 6; k < kOtisNumParameters; ++k) {
+      if (!e.fixed[k]) {
+        f.Fail(std::string("IFIXED (") + kOtisParameterNames[k] + ")",
+               "a sorption parameter can only be estimated when ISORB = 1");
+      }
+    }
+  }
+  if (d->decay_option == 0 && (!e.fixed[4] || !e.fixed[5])) {
+    f.Fail("IFIXED (LAMBDA, LAMBDA2)", "decay rates can only be estimated when IDECAY = 1");
+  }
+}
+
 // Linear interpolation of values given at increasing locations (constant outside).
 double Interpolate(const std::vector<double>& x, const std::vector<double>& y, double at) {
   if (at <= x.front()) return y.front();
@@ -322,6 +451,9 @@ std::vector<double> PrintTimesH(const OtisDeck& d) {
 
 }  // namespace
 
+const std::array<const char*, kOtisNumParameters> kOtisParameterNames = {
+    "DISP", "AREA", "AREA2", "ALPHA", "LAMBDA", "LAMBDA2", "RHO", "KD", "LAMHAT", "LAMHAT2"};
+
 int OtisDeck::NumSegments() const {
   int n = 0;
   for (const auto& r : reaches) n += r.num_segments;
@@ -350,29 +482,56 @@ OtisDeck ReadOtisDeck(const std::string& deck_dir) {
   if (d.params_file.empty() || d.flow_file.empty()) control.Fail("", "names of the parameter and flow files expected");
   // Read the parameters first: NSOLUTE and ISORB say how many output names follow.
   ReadParams(&d);
-  for (int s = 0; s < d.num_solutes; ++s) {
-    std::string name = control.Text("solute output file " + std::to_string(s + 1));
-    if (name.empty()) control.Fail("solute output file", "missing");
-    d.solute_outputs.push_back(name);
+  const int outputs = d.num_solutes * (d.sorption_option == 1 ? 2 : 1);
+  // The remaining names. OTIS reads one output file per solute (and one sorption output
+  // per solute when ISORB = 1); OTIS-P first reads four more: the data file, the STARPAC
+  // input file, the parameter output file and the STARPAC output file (app5, app6).
+  std::vector<std::string> names;
+  std::vector<int> lines;
+  std::string record;
+  while (control.NextRecord(true, &record)) {
+    names.push_back(DeckFile::Trim(record.substr(0, record.find('|'))));
+    lines.push_back(control.line());
   }
+  size_t first_output = 0;
+  if (static_cast<int>(names.size()) == outputs + 4) {
+    d.has_estimation = true;
+    OtisEstimationInput& e = d.estimation;
+    e.data_file = names[0];
+    e.star_file = names[1];
+    e.params_output_file = names[2];
+    e.star_output_file = names[3];
+    first_output = 4;
+  } else if (static_cast<int>(names.size()) < outputs) {
+    throw ConfigError(Located(
+        "control.inp", names.empty() ? control.line() : lines.back(),
+        static_cast<int>(names.size()) < d.num_solutes ? "solute output file" : "sorption output file",
+        "missing: expected " + std::to_string(outputs) + " output file name(s) (one per solute" +
+            std::string(d.sorption_option == 1 ? ", one sorption file per solute" : "") + "), found " +
+            std::to_string(names.size())));
+  } else if (static_cast<int>(names.size()) != outputs) {
+    const size_t extra = static_cast<size_t>(outputs);
+    throw ConfigError(Located(
+        "control.inp", lines[extra], "'" + names[extra] + "'",
+        "more file names than OTIS reads (parameter file, flow file, one output file per solute, "
+        "one sorption output file per solute when ISORB = 1) and not an OTIS-P control file "
+        "(which names data, STARPAC input, parameter output and STARPAC output files before them)"));
+  }
+  for (int s = 0; s < d.num_solutes; ++s) d.solute_outputs.push_back(names[first_output + s]);
   if (d.sorption_option == 1) {
     for (int s = 0; s < d.num_solutes; ++s) {
-      std::string name = control.Text("sorption output file " + std::to_string(s + 1));
-      if (name.empty()) control.Fail("sorption output file", "missing");
-      d.sorption_outputs.push_back(name);
+      d.sorption_outputs.push_back(names[first_output + d.num_solutes + s]);
     }
   }
-  // OTIS reads no further names. More is OTIS-P's control file (observations, STARPAC
-  // input, parameter and STARPAC output files come before the solute file): run as an OTIS
-  // deck it would write a solute file over the observations (app5, app6).
-  std::string extra;
-  if (control.NextRecord(true, &extra)) {
-    control.Fail("'" + DeckFile::Trim(extra) + "'",
-                 "more file names than OTIS reads (parameter file, flow file, one output file "
-                 "per solute, one sorption output file per solute when ISORB = 1); an OTIS-P "
-                 "control file (observations, STARPAC files) is not supported");
-  }
   ReadFlow(&d);
+  if (d.has_estimation) {
+    if (d.num_solutes != 1) {
+      throw ConfigError(Located(d.params_file, 0, "NSOLUTE",
+                                "OTIS-P estimates the parameters of one solute; NSOLUTE must be 1"));
+    }
+    ReadObservations(&d);
+    ReadStarpac(&d);
+  }
   return d;
 }
 

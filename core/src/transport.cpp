@@ -1,13 +1,18 @@
 // Transport engine. The method (finite volumes, Strang splitting of an explicit limited
-// Lax-Wendroff advection step and a positivity-preserving Crank-Nicolson step for
-// everything else, the storage zone eliminated per segment so the implicit system stays
-// tree-tridiagonal) and the reasons for it are in docs/methods.md.
+// Lax-Wendroff advection step and a Crank-Nicolson step for everything else, the storage
+// zone eliminated per segment so the implicit system stays tree-tridiagonal; positivity of
+// the implicit step by an a-posteriori check with bisection as fallback) and the reasons for
+// it are in docs/methods.md, which also describes how this file is made fast (section
+// "Performance").
 #include "qingshui/core/transport.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
+#include <exception>
 #include <limits>
 #include <numeric>
 #include <sstream>
@@ -15,6 +20,10 @@
 #include <Eigen/Dense>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(__x86_64__) || defined(__SSE2__)
+#include <xmmintrin.h>
+#define QINGSHUI_HAVE_MXCSR 1
 #endif
 
 #include "qingshui/core/error.h"
@@ -125,7 +134,12 @@ std::string TransportSummary::BriefReport() const {
   if (steady_iterations > 0) out << " (steady state, " << steady_iterations << " iterations)";
   out << ", advection sub-steps " << advection_substeps << " (max " << max_advection_substeps
       << " per half step), implicit sub-steps " << implicit_substeps << " (max "
-      << max_implicit_substeps << " per step), Courant at user step " << max_courant_requested
+      << max_implicit_substeps << " per step)";
+  if (implicit_checked_steps > 0) {
+    out << ", full implicit steps checked " << implicit_checked_steps << " (fallbacks "
+        << implicit_fallbacks << ")";
+  }
+  out << ", Courant at user step " << max_courant_requested
       << ", max relative mass-balance error " << max_relative_mass_error << ", "
       << wall_time_s << " s";
   return out.str();
@@ -139,6 +153,43 @@ TransportSolver::TransportSolver(const TransportOptions& options) : options_(opt
 namespace {
 
 using Interp = TimeSeries::Interpolation;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Hot loops get AVX-512 and AVX2 clones chosen at run time where the CPU has them (GCC
+// function multi-versioning). Contraction to fused multiply-adds is off in them, so the
+// clones do the same IEEE operations as the baseline SSE2 code on wider registers and
+// results are bit-identical on every machine.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define QS_KERNEL                                                                       \
+  __attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off"))) \
+  static
+#endif
+#endif
+#ifndef QS_KERNEL
+#define QS_KERNEL static
+#endif
+
+// Flushes subnormal numbers (below 2.2e-308) to zero in this thread while it lives, and
+// restores the caller's setting. The tails of fronts decay through the subnormal range,
+// where every operation costs ~100 cycles on x86 (docs/methods.md, "Performance").
+class FlushSubnormals {
+ public:
+#ifdef QINGSHUI_HAVE_MXCSR
+  FlushSubnormals() : csr_(_mm_getcsr()) { _mm_setcsr(csr_ | 0x8040u); }  // FTZ | DAZ
+  ~FlushSubnormals() { _mm_setcsr(csr_); }
+  FlushSubnormals(const FlushSubnormals&) = delete;
+  FlushSubnormals& operator=(const FlushSubnormals&) = delete;
+
+ private:
+  unsigned csr_;
+#endif
+};
+// Relative tolerance of the a-posteriori check of a full Crank-Nicolson step: values and
+// extrema are compared to within kCheckTolerance x (largest value in the step's data).
+constexpr double kCheckTolerance = 1e-12;
 
 // Mass-budget terms accumulated by one work item (one species, a block of members).
 struct Budget {
@@ -154,6 +205,105 @@ struct Budget {
 // Hydraulic quantities frozen over one step (evaluated at its midpoint: second order).
 struct Hydraulics {
   std::vector<double> Q, A, V, Qb, Qin, qin_dx, qout_dx, K, Kb, CL;
+};
+
+// A contiguous stretch of the upstream-first numbering. A run holds "chain" cells only:
+// cell i has exactly one upstream neighbour, i - 1, and drains to i + 1, so its loops use
+// fixed offsets and vectorize; any other cell (headwater, junction, the last cell of a
+// tributary, outlet) is a piece of its own and uses the adjacency lists.
+struct Piece {
+  int a = 0, b = 0;
+  bool run = false;
+};
+
+// Per-cell coefficients of one advection sub-step of length tau for one hydraulic state.
+struct AdvCoef {
+  double tau = -1.0;
+  long long hver = -1;
+  std::vector<double> r;       // tau / V (0 for a dry cell)
+  std::vector<double> wh, w;   // (1 - nu) dx / 2 and 1 - nu on a limited face, else 0
+  std::vector<double> hu, hd;  // 1 / centre distance to the upstream / downstream centre
+  std::vector<double> iq;      // 1 / Q_in (0 without inflow)
+  std::vector<int> closure_cells;  // wet cells with Q_in != Q
+};
+
+// The implicit (Crank-Nicolson) operator of one species for a step tau at one hydraulic
+// state and temperature factor: right-hand-side coefficients, the tree LU factorization
+// (y_i = r_i / piv_i - sum_up e_j y_j, x_i = y_i - g_i x_down), the storage-zone and
+// sorbate elimination, the budget weights and the data of the positivity check.
+struct ImpCoef {
+  double tau = -1.0, tf = -1.0;
+  long long hver = -1;
+  long long stamp = 0;  // for least-recently-used replacement
+  int substeps = 1;     // sub-steps that make this step provably positive
+  std::vector<double> a0, kh, ip, e, g, srcl, cdec, ccl;
+  bool storage = false, sorb = false;
+  std::vector<double> s_den, s_keep, s_in, s_bg, s_ex, s_q, s_dec, s_bgk, s_back;
+  std::vector<double> b_den, b_keep, b_in, b_ex, b_q, b_kd;
+  std::vector<int> s_cells, b_cells;  // wet cells with storage exchange / main sorption
+  double lat_sum = 0.0;  // tau * sum of q_L dx C_L: lateral inflow of one member
+  // Check data. pm / nm: 0 where the upstream / downstream face of a run cell disperses,
+  // -inf where it does not, +inf on both for a dry cell (never an extremum).
+  std::vector<double> theta, pm, nm, hi_s, lo_s;
+  // Decay slower / faster than at a dispersive neighbour: the cell may become a new
+  // maximum / minimum of its own accord.
+  std::vector<unsigned char> decay_max, decay_min;
+  double static_max = -kInf;  // largest lateral-inflow / storage-background value
+};
+
+// Columns of the state that one kernel call works on: element (i, m) at [i * stride + m].
+struct Block {
+  double* C = nullptr;
+  double* Cs = nullptr;
+  double* Cb = nullptr;
+  size_t stride = 1;
+  int mb = 0;
+  const int* member = nullptr;  // problem member of column m
+};
+
+// Per-member results of one implicit solve: budget terms and what the check needs.
+struct Partials {
+  std::vector<double> dec, clo, bnd, load, sdec, sbg, minC, maxC, omax, minS, srcmax;
+  void Reset(int mb) {
+    for (auto* v : {&dec, &clo, &bnd, &load, &sdec, &sbg}) v->assign(mb, 0.0);
+    for (auto* v : {&minC, &minS}) v->assign(mb, kInf);
+    for (auto* v : {&maxC, &omax, &srcmax}) v->assign(mb, -kInf);
+  }
+};
+
+// A load entering one cell of one column over the current implicit solve, as the rise of
+// concentration it can cause at most (tau W / V).
+struct LoadEntry {
+  int cell, column;
+  double allow;
+};
+
+// Everything one work item (one species, one block of members) owns: scratch arrays
+// sized once for the whole run, its factorization cache and its budget.
+struct Item {
+  int s = 0, m0 = 0, m1 = 0;
+  std::vector<int> members;
+  std::vector<double> F, delta, y, c0, ext, pS, pB, cbv, kbv, acc, eps;
+  std::vector<size_t> touched;  // ext entries set by sparse sources
+  std::vector<LoadEntry> loads;
+  Partials P;
+  ImpCoef cache[6];
+  long long stamp = 0;
+  Budget budget;
+  int used_substeps = 0;
+  long long checked = 0, fallbacks = 0;
+  // Compacted copy of the members that fall back.
+  std::vector<double> gC, gCs, gCb;
+  std::vector<int> gmembers, fail_cols;
+  std::vector<char> ok;
+  std::vector<int> cand;  // possible extrema found by the single-column back substitution
+  int ncand = 0;
+  AdvCoef adv;
+  // Joint fallback (members not independent): failure flag, state and budget to restore.
+  bool any_fail = false;
+  Budget budget_before;
+  std::vector<double> bC, bCs, bCb;
+  std::vector<int> step_used;  // implicit sub-steps per step (free-running items)
 };
 
 // Matrix exponential by scaling and squaring with a Taylor series; the reaction matrix is
@@ -191,22 +341,25 @@ class Engine {
     double T = p_.temperature_c.values.empty() ? 20.0 : p_.temperature_c.At(t);
     return std::pow(p_.theta[s], T - 20.0);
   }
-  size_t Idx(int s, int i, int m) const { return (static_cast<size_t>(s) * N_ + i) * M_ + m; }
+  // State layout: species, then block of members (one per work item), then segment, then
+  // member within the block. Each work item's columns are contiguous, so two threads never
+  // write to the same cache line (except at the two ends of a block).
+  size_t Idx(int s, int i, int m) const {
+    return static_cast<size_t>(s) * N_ * M_ + member_base_[m] +
+           static_cast<size_t>(i) * member_stride_[m];
+  }
+  void SetBlocks(int blocks);
 
   void Initialize(const Hydraulics& h0);
-  void AdvectHalf(const Hydraulics& h, int s, int m0, int m1, double ta, double tb, int nsub,
-                  Budget* b);
-  void Implicit(const Hydraulics& h, int s, int m0, int m1, double ta, double tb, int nsub,
-                double temperature_factor, Budget* b);
   void React(const Hydraulics& h, double tau, double t_mid, std::vector<Budget>* budgets);
   void Rebase(const std::vector<double>& v_old, const std::vector<double>& v_new,
               std::vector<Budget>* budgets);
   double Mass(int s, const std::vector<double>& V) const;
   int AdvectionSubsteps(const Hydraulics& h, double tau) const;
-  int ImplicitSubsteps(const Hydraulics& h, double tau, double t_mid) const;
   void BoundaryValues(const Hydraulics& h, int s, int m0, int m1, double ta, double tb,
                       std::vector<double>* cb, std::vector<double>* w_flux) const;
   void Record(int time_index, TransportResult* r) const;
+  void RecordRange(int s, int m0, int m1, int time_index, TransportResult* r) const;
   void SolveSteady(TransportResult* r);
   double Decay(int i, int s) const {
     const auto& d = p_.segments[i].decay_per_s;
@@ -221,6 +374,46 @@ class Engine {
     return d.empty() ? Sorption{} : d[s];
   }
 
+  // Time stepping (docs/methods.md section 2).
+  void OnHydraulics();
+  void BuildAdvCoef(AdvCoef* a, double tau) const;
+  void BuildImpCoef(int s, double tau, double tf, ImpCoef* c) const;
+  const ImpCoef& GetImpCoef(Item& it, double tau, double tf) const;
+  void InitItem(Item& it, int s, int m0, int m1) const;
+  Block MainBlock(Item& it) {
+    Block b;
+    b.C = &C_[Idx(it.s, 0, it.m0)];
+    b.Cs = &Cs_[Idx(it.s, 0, it.m0)];
+    b.Cb = &Cb_[Idx(it.s, 0, it.m0)];
+    b.stride = it.m1 - it.m0;
+    b.mb = it.m1 - it.m0;
+    b.member = it.members.data();
+    return b;
+  }
+  void AdvectHalf(Item& it, const Block& B, double ta, int nsub);
+  template <int kMb>
+  void AdvectSub(Item& it, const Block& B, double t0, double t1);
+  enum ImplicitMode { kIndependent, kCandidate, kFallback };
+  void Implicit(Item& it, const Block& B, double ta, double tb, double tf, int mode);
+  enum Phase {
+    kPhaseAdvect1 = 1,
+    kPhaseImplicit = 2,
+    kPhaseAdvect2 = 4,
+    kPhaseJoint = 8  // implicit step of all members of the item together (see Implicit)
+  };
+  void StepItem(Item& it, double t, double dt, int na, double tf, int phases);
+  void Bisect(Item& it, const Block& G, const char* active, double ta, double tau, double tf,
+              int* used);
+  void Sources(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1);
+  template <int kMb, bool kCheck>
+  void SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1);
+  template <int kMb>
+  bool CheckFast(const ImpCoef& ic, Item& it, const Block& B, std::vector<double>& eps) const;
+  bool CheckCell(const ImpCoef& ic, const Item& it, const Block& B, int i, int m,
+                 double eps) const;
+  void Commit(const ImpCoef& ic, Item& it, const Block& B, const char* ok);
+  void SolveAndCommit(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1);
+
   const TransportOptions& opt_;
   const TransportProblem& p_;
   int N_, S_, M_;
@@ -229,9 +422,20 @@ class Engine {
   std::vector<double> dx_, h_up_, h_down_;
   std::vector<int> bkind_;  // per segment: -1 none/not headwater, 0 conc, 1 mass flux
   std::vector<int> bindex_;  // per segment: index in member.boundaries, -1 = none
+  std::vector<Piece> pieces_;
+  std::vector<int> outlets_;
   bool has_reactions_ = false;
-  // State: [species][segment][member].
+  // Hydraulics of the current step and a version number that changes with them.
+  Hydraulics h_;
+  long long hver_ = 0;
+  std::vector<int> inflow_cells_;  // headwaters with Q_b > 0 (advective boundary inflow)
+  std::vector<int> inflow_index_;  // per cell: index in inflow_cells_, or -1
+  std::vector<int> kb_cells_;      // cells with a dispersive boundary conductance K_b > 0
+  std::vector<int> kb_index_;      // per cell: index in kb_cells_, or -1
+  std::vector<int> flux_cells_;    // mass-flux boundaries on wet headwaters without inflow
+  // State (layout: Idx).
   std::vector<double> C_, Cs_, Cb_;
+  std::vector<size_t> member_base_, member_stride_;
   std::vector<Budget> budget_;  // per species
 };
 
@@ -383,6 +587,20 @@ void Engine::BuildTopology() {
   }
   has_reactions_ = false;
   for (double k : p_.reaction_matrix_per_s) has_reactions_ = has_reactions_ || k != 0.0;
+  // Runs of chain cells (one upstream neighbour i - 1, draining to i + 1) and single
+  // generic cells, in the upstream-first order.
+  pieces_.clear();
+  outlets_.clear();
+  for (int i = 0; i < N_; ++i) {
+    if (down_[i] < 0) outlets_.push_back(i);
+    const bool chain = up_start_[i + 1] - up_start_[i] == 1 && up_list_[up_start_[i]] == i - 1 &&
+                       down_[i] == i + 1;
+    if (chain && !pieces_.empty() && pieces_.back().run && pieces_.back().b == i) {
+      pieces_.back().b = i + 1;
+    } else {
+      pieces_.push_back(Piece{i, i + 1, chain});
+    }
+  }
 }
 
 FlowState Engine::FlowAt(double t) const {
@@ -509,46 +727,26 @@ void Engine::Initialize(const Hydraulics& h0) {
 
 int Engine::AdvectionSubsteps(const Hydraulics& h, double tau) const {
   double nu = 0.0;
+  int worst = -1;
   for (int i = 0; i < N_; ++i) {
-    if (h.V[i] > 0) nu = std::max(nu, std::max(h.Q[i], h.Qin[i]) * tau / h.V[i]);
-  }
-  int n = std::max(1, static_cast<int>(std::ceil(nu / opt_.max_courant - 1e-12)));
-  if (n > opt_.max_substeps) {
-    throw SolverError("transport: advection needs " + std::to_string(n) +
-                      " sub-steps in one half step (max_substeps " +
-                      std::to_string(opt_.max_substeps) + "); a segment is nearly dry");
-  }
-  return n;
-}
-
-int Engine::ImplicitSubsteps(const Hydraulics& h, double tau, double t_mid) const {
-  if (!opt_.positive_implicit) return 1;
-  // Crank-Nicolson is positive (hence free of new extrema) when the explicit half of every
-  // equation has a non-negative diagonal: (tau/2) * (total outgoing rate) <= 1.
-  double rate = 0.0;
-  for (int s = 0; s < S_; ++s) {
-    double f = TemperatureFactor(s, t_mid);
-    for (int i = 0; i < N_; ++i) {
-      if (h.V[i] <= 0) continue;
-      const Segment& g = p_.segments[i];
-      Sorption so = Sorb(i, s);
-      double kout = h.K[i] + h.Kb[i] + h.qin_dx[i];
-      for (int k = up_start_[i]; k < up_start_[i + 1]; ++k) kout += h.K[up_list_[k]];
-      double r = kout / h.V[i] + g.exchange_per_s + Decay(i, s) * f +
-                 so.sediment_kg_per_m3 * so.main_rate_per_s * so.kd_m3_per_kg;
-      double a = g.storage_area_m2 > 0 ? g.exchange_per_s * h.A[i] / g.storage_area_m2 : 0.0;
-      r = std::max(r, a + StorageDecay(i, s) * f + so.storage_rate_per_s);
-      r = std::max(r, so.main_rate_per_s);
-      rate = std::max(rate, r);
+    if (h.V[i] <= 0) continue;
+    double c = std::max(h.Q[i], h.Qin[i]) * tau / h.V[i];
+    if (c > nu) {
+      nu = c;
+      worst = i;
     }
   }
-  int n = std::max(1, static_cast<int>(std::ceil(0.5 * tau * rate - 1e-12)));
-  if (n > opt_.max_substeps) {
-    throw SolverError("transport: the implicit step needs " + std::to_string(n) +
-                      " sub-steps to stay positive (max_substeps " +
-                      std::to_string(opt_.max_substeps) + ")");
+  // In floating point first: a nearly dry segment can ask for more than INT_MAX.
+  const double n = std::max(1.0, std::ceil(nu / opt_.max_courant - 1e-12));
+  if (!(n <= opt_.max_substeps)) {
+    std::ostringstream msg;
+    msg << "transport: advection needs " << n << " sub-steps in one half step (max_substeps "
+        << opt_.max_substeps << "); segment " << worst << " is nearly dry (volume "
+        << h.V[worst] << " m3, inflow " << h.Qin[worst] << " m3/s, outflow " << h.Q[worst]
+        << " m3/s)";
+    throw SolverError(msg.str());
   }
-  return n;
+  return static_cast<int>(n);
 }
 
 // Boundary inflow concentration (per headwater segment x member) averaged over [ta, tb],
@@ -570,315 +768,6 @@ void Engine::BoundaryValues(const Hydraulics& h, int s, int m0, int m1, double t
       } else if (w_flux) {
         (*w_flux)[k] = v;
       }
-    }
-  }
-}
-
-void Engine::AdvectHalf(const Hydraulics& h, int s, int m0, int m1, double ta, double tb,
-                        int nsub, Budget* bud) {
-  const int mb = m1 - m0;
-  const double tau = (tb - ta) / nsub;
-  std::vector<double> cb, acc(static_cast<size_t>(N_) * mb), delta(static_cast<size_t>(N_) * mb);
-  double* C = &C_[Idx(s, 0, 0)];
-  const size_t M = M_;
-  for (int k = 0; k < nsub; ++k) {
-    double t0 = ta + k * tau, t1 = ta + (k + 1) * tau;
-    BoundaryValues(h, s, m0, m1, t0, t1, &cb, nullptr);
-    // 1. Flow-weighted mean of the inflowing concentrations (junctions mix by flow).
-    for (int i = 0; i < N_; ++i) {
-      double* a = &acc[static_cast<size_t>(i) * mb];
-      const double* b = &cb[static_cast<size_t>(i) * mb];
-      double qb = h.Qb[i];
-      for (int m = 0; m < mb; ++m) a[m] = qb * b[m];
-    }
-    for (int j = 0; j < N_; ++j) {
-      int d = down_[j];
-      if (d < 0) continue;
-      double q = h.Q[j];
-      double* a = &acc[static_cast<size_t>(d) * mb];
-      const double* c = C + j * M + m0;
-      for (int m = 0; m < mb; ++m) a[m] += q * c[m];
-    }
-    // 2. Limited Lax-Wendroff face deviation delta = C_face - C (Sweby 1984 form with the
-    //    van Leer limiter, gradients scaled by centre distances for unequal segments).
-    for (int i = 0; i < N_; ++i) {
-      double* dl = &delta[static_cast<size_t>(i) * mb];
-      int d = down_[i];
-      if (d < 0 || h.V[i] <= 0 || h.Qin[i] <= 0 || p_.segments[i].well_mixed) {
-        for (int m = 0; m < mb; ++m) dl[m] = 0.0;
-        continue;
-      }
-      double nu = h.Q[i] * tau / h.V[i];
-      double w = 1.0 - nu;
-      double inv_qin = 1.0 / h.Qin[i];
-      double hu = 1.0 / h_up_[i], hd = 1.0 / h_down_[i];
-      double half_dx = 0.5 * dx_[i];
-      const double* a = &acc[static_cast<size_t>(i) * mb];
-      const double* ci = C + i * M + m0;
-      const double* cd = C + d * M + m0;
-      for (int m = 0; m < mb; ++m) {
-        double du = ci[m] - a[m] * inv_qin;  // C_i - C_upstream
-        double dd = cd[m] - ci[m];           // C_down - C_i
-        double gu = du * hu, gd = dd * hd;
-        double prod = gu * gd;
-        double slope = prod > 0 ? 2.0 * prod / (gu + gd) : 0.0;
-        double dev = w * half_dx * slope;
-        // Keep the face value between the neighbours' values so the update is a convex
-        // combination for Courant <= 0.75 on any grid (docs/methods.md).
-        double cap = w * std::min(std::fabs(du), std::fabs(dd));
-        dev = std::max(-cap, std::min(cap, dev));
-        dl[m] = dev;
-      }
-    }
-    // 3. Inflowing mass per cell: boundary plus upstream faces.
-    for (int i = 0; i < N_; ++i) {
-      double* a = &acc[static_cast<size_t>(i) * mb];
-      const double* b = &cb[static_cast<size_t>(i) * mb];
-      double qb = h.Qb[i];
-      for (int m = 0; m < mb; ++m) a[m] = qb * b[m];
-      if (qb > 0) {
-        double sum = 0;
-        for (int m = 0; m < mb; ++m) sum += b[m];
-        bud->boundary += tau * qb * sum;
-      }
-    }
-    for (int j = 0; j < N_; ++j) {
-      int d = down_[j];
-      double q = h.Q[j];
-      if (q <= 0) continue;
-      const double* c = C + j * M + m0;
-      const double* dl = &delta[static_cast<size_t>(j) * mb];
-      if (d < 0) {
-        double sum = 0;
-        for (int m = 0; m < mb; ++m) sum += c[m] + dl[m];
-        bud->outlet += tau * q * sum;
-        continue;
-      }
-      double* a = &acc[static_cast<size_t>(d) * mb];
-      for (int m = 0; m < mb; ++m) a[m] += q * (c[m] + dl[m]);
-    }
-    // 4. Update: V dC = tau [ inflow - Qin C - Q delta ] (non-conservative OTIS form; the
-    //    mass C (Qin - Q) leaving with water that does not go downstream is booked).
-    for (int i = 0; i < N_; ++i) {
-      if (h.V[i] <= 0) continue;
-      double r = tau / h.V[i];
-      double qin = h.Qin[i], q = h.Q[i];
-      double* c = C + i * M + m0;
-      const double* a = &acc[static_cast<size_t>(i) * mb];
-      const double* dl = &delta[static_cast<size_t>(i) * mb];
-      double closure = 0;
-      for (int m = 0; m < mb; ++m) {
-        closure += c[m];
-        c[m] += r * (a[m] - qin * c[m] - q * dl[m]);
-      }
-      bud->closure += tau * (qin - q) * closure;
-    }
-  }
-}
-
-void Engine::Implicit(const Hydraulics& h, int s, int m0, int m1, double ta, double tb,
-                      int nsub, double tf, Budget* bud) {
-  const int mb = m1 - m0;
-  const double tau = (tb - ta) / nsub, hh = 0.5 * tau;
-  const size_t M = M_;
-  // Per-segment coefficients (frozen over the step): the tree-tridiagonal matrix, its
-  // factorization, and the storage / sorbate elimination S1 = pS + qS C1, B1 = pB + qB C1.
-  std::vector<double> diag(N_), off(N_), mult(N_), piv(N_), qS(N_), qB(N_), ks(N_), as(N_),
-      lam(N_), lams(N_), sink(N_), vs(N_);
-  std::vector<Sorption> so(N_);
-  bool any_storage = false, any_sorb = false;
-  for (int i = 0; i < N_; ++i) {
-    const Segment& g = p_.segments[i];
-    so[i] = Sorb(i, s);
-    lam[i] = Decay(i, s) * tf;
-    lams[i] = StorageDecay(i, s) * tf;
-    vs[i] = g.storage_area_m2 * dx_[i];
-    as[i] = g.storage_area_m2 > 0 ? g.exchange_per_s * h.A[i] / g.storage_area_m2 : 0.0;
-    ks[i] = as[i] + lams[i] + so[i].storage_rate_per_s;
-    any_storage = any_storage || ks[i] > 0;
-    any_sorb = any_sorb || so[i].main_rate_per_s > 0;
-    off[i] = -0.5 * h.K[i];
-    if (h.V[i] <= 0) {
-      diag[i] = 1.0;
-      qS[i] = qB[i] = 0.0;
-      sink[i] = 0.0;
-      continue;
-    }
-    double V = h.V[i];
-    qS[i] = hh * as[i] / (1.0 + hh * ks[i]);
-    qB[i] = hh * so[i].main_rate_per_s * so[i].kd_m3_per_kg / (1.0 + hh * so[i].main_rate_per_s);
-    // Everything that removes C_i from the main channel (per unit C_i), without dispersion.
-    sink[i] = h.Kb[i] + h.qin_dx[i] + g.exchange_per_s * V + lam[i] * V +
-              so[i].sediment_kg_per_m3 * so[i].main_rate_per_s * so[i].kd_m3_per_kg * V;
-    double kd = h.K[i];
-    for (int k = up_start_[i]; k < up_start_[i + 1]; ++k) kd += h.K[up_list_[k]];
-    diag[i] = V / tau + 0.5 * (kd + sink[i]) - 0.5 * g.exchange_per_s * V * qS[i] -
-              0.5 * so[i].sediment_kg_per_m3 * so[i].main_rate_per_s * V * qB[i];
-  }
-  // Gaussian elimination on the tree, leaves first (no fill-in, no pivoting: the matrix
-  // is an M-matrix, diagonally dominant).
-  for (int j = 0; j < N_; ++j) piv[j] = diag[j];
-  for (int j = 0; j < N_; ++j) {
-    int d = down_[j];
-    if (d < 0) continue;
-    mult[j] = off[j] / piv[j];
-    piv[d] -= mult[j] * off[j];
-  }
-  std::vector<double> rhs(static_cast<size_t>(N_) * mb), cb, wf, c0(static_cast<size_t>(N_) * mb);
-  std::vector<double> pS(any_storage ? static_cast<size_t>(N_) * mb : 0),
-      pB(any_sorb ? static_cast<size_t>(N_) * mb : 0);
-  double* C = &C_[Idx(s, 0, 0)];
-  double* CS = &Cs_[Idx(s, 0, 0)];
-  double* CB = &Cb_[Idx(s, 0, 0)];
-  for (int k = 0; k < nsub; ++k) {
-    double t0 = ta + k * tau, t1 = ta + (k + 1) * tau;
-    BoundaryValues(h, s, m0, m1, t0, t1, &cb, &wf);
-    // Point loads (g/s averaged over the sub-step) into wf.
-    for (int m = m0; m < m1; ++m) {
-      for (const PointLoad& l : p_.members[m].loads) {
-        if (l.species != s) continue;
-        double w = l.load_g_s.Average(t0, t1);
-        wf[static_cast<size_t>(l.segment) * mb + (m - m0)] += w;
-        bud->load += tau * w;
-      }
-    }
-    // Explicit half: rhs = V C0 / tau + F(C0)/2 + sources (+ eliminated storage terms).
-    for (int i = 0; i < N_; ++i) {
-      const double* c = C + i * M + m0;
-      double* r = &rhs[static_cast<size_t>(i) * mb];
-      double* c0i = &c0[static_cast<size_t>(i) * mb];
-      if (h.V[i] <= 0) {
-        for (int m = 0; m < mb; ++m) { r[m] = c[m]; c0i[m] = c[m]; }
-        continue;
-      }
-      double V = h.V[i];
-      double a0 = V / tau - 0.5 * sink[i];
-      double src_l = h.qin_dx[i] * h.CL[static_cast<size_t>(i) * S_ + s];
-      double kb = h.Kb[i];
-      const double* b = &cb[static_cast<size_t>(i) * mb];
-      const double* w = &wf[static_cast<size_t>(i) * mb];
-      for (int m = 0; m < mb; ++m) {
-        c0i[m] = c[m];
-        r[m] = a0 * c[m] + src_l + kb * b[m] + w[m];
-      }
-      if (src_l != 0) bud->lateral += tau * src_l * mb;
-    }
-    // Dispersive fluxes of the old state (explicit half).
-    for (int j = 0; j < N_; ++j) {
-      int d = down_[j];
-      if (d < 0 || h.K[j] == 0) continue;
-      double kh = 0.5 * h.K[j];
-      const double* cj = C + j * M + m0;
-      const double* cd = C + d * M + m0;
-      double* rj = &rhs[static_cast<size_t>(j) * mb];
-      double* rd = &rhs[static_cast<size_t>(d) * mb];
-      for (int m = 0; m < mb; ++m) {
-        double f = kh * (cd[m] - cj[m]);
-        rj[m] += f;
-        rd[m] -= f;
-      }
-    }
-    if (any_storage || any_sorb) {
-      for (int i = 0; i < N_; ++i) {
-        if (h.V[i] <= 0) continue;
-        const Segment& g = p_.segments[i];
-        double V = h.V[i];
-        double* r = &rhs[static_cast<size_t>(i) * mb];
-        const double* c = C + i * M + m0;
-        if (ks[i] > 0) {
-          const double* sz = CS + i * M + m0;
-          double* ps = &pS[static_cast<size_t>(i) * mb];
-          double den = 1.0 / (1.0 + hh * ks[i]);
-          double bg = 2.0 * hh * so[i].storage_rate_per_s * so[i].storage_background_g_m3;
-          double ex = 0.5 * g.exchange_per_s * V;
-          for (int m = 0; m < mb; ++m) {
-            ps[m] = (sz[m] * (1.0 - hh * ks[i]) + hh * as[i] * c[m] + bg) * den;
-            r[m] += ex * (sz[m] + ps[m]);
-          }
-        }
-        if (so[i].main_rate_per_s > 0) {
-          const double* sb = CB + i * M + m0;
-          double* pb = &pB[static_cast<size_t>(i) * mb];
-          double lh = so[i].main_rate_per_s;
-          double den = 1.0 / (1.0 + hh * lh);
-          double ex = 0.5 * so[i].sediment_kg_per_m3 * lh * V;
-          for (int m = 0; m < mb; ++m) {
-            pb[m] = (sb[m] * (1.0 - hh * lh) + hh * lh * so[i].kd_m3_per_kg * c[m]) * den;
-            r[m] += ex * (sb[m] + pb[m]);
-          }
-        }
-      }
-    }
-    // Solve: forward elimination leaves-first, back substitution outlet-first.
-    for (int j = 0; j < N_; ++j) {
-      int d = down_[j];
-      if (d < 0) continue;
-      double mu = mult[j];
-      const double* rj = &rhs[static_cast<size_t>(j) * mb];
-      double* rd = &rhs[static_cast<size_t>(d) * mb];
-      for (int m = 0; m < mb; ++m) rd[m] -= mu * rj[m];
-    }
-    for (int i = N_ - 1; i >= 0; --i) {
-      int d = down_[i];
-      double inv = 1.0 / piv[i];
-      double* c = C + i * M + m0;
-      const double* r = &rhs[static_cast<size_t>(i) * mb];
-      if (d < 0) {
-        for (int m = 0; m < mb; ++m) c[m] = r[m] * inv;
-      } else {
-        const double* cd = C + d * M + m0;
-        double o = off[i];
-        for (int m = 0; m < mb; ++m) c[m] = (r[m] - o * cd[m]) * inv;
-      }
-    }
-    // Storage zone, sorbate and the budget of this sub-step (trapezoidal means, exactly
-    // the quantities the discrete equations used).
-    for (int i = 0; i < N_; ++i) {
-      if (h.V[i] <= 0) continue;
-      double V = h.V[i];
-      const double* c = C + i * M + m0;
-      const double* c0i = &c0[static_cast<size_t>(i) * mb];
-      double sum_mean = 0.0;
-      for (int m = 0; m < mb; ++m) sum_mean += 0.5 * (c[m] + c0i[m]);
-      bud->decay_main += tau * lam[i] * V * sum_mean;
-      bud->closure += tau * h.qin_dx[i] * sum_mean;
-      if (h.Kb[i] > 0) {
-        const double* b = &cb[static_cast<size_t>(i) * mb];
-        double sb = 0;
-        for (int m = 0; m < mb; ++m) sb += b[m] - 0.5 * (c[m] + c0i[m]);
-        bud->boundary += tau * h.Kb[i] * sb;
-      }
-      if (bkind_[i] == 1 && h.Qb[i] <= 0) {
-        const double* w = &wf[static_cast<size_t>(i) * mb];
-        double sw = 0;
-        for (int m = 0; m < mb; ++m) sw += w[m];
-        bud->boundary += tau * sw;
-      }
-      if (ks[i] > 0) {
-        double* sz = CS + i * M + m0;
-        const double* ps = &pS[static_cast<size_t>(i) * mb];
-        double smean = 0;
-        for (int m = 0; m < mb; ++m) {
-          double s1 = ps[m] + qS[i] * c[m];
-          smean += 0.5 * (sz[m] + s1);
-          sz[m] = s1;
-        }
-        bud->decay_storage += tau * lams[i] * vs[i] * smean;
-        bud->background += tau * so[i].storage_rate_per_s * vs[i] *
-                           (so[i].storage_background_g_m3 * mb - smean);
-      }
-      if (so[i].main_rate_per_s > 0) {
-        double* sb = CB + i * M + m0;
-        const double* pb = &pB[static_cast<size_t>(i) * mb];
-        for (int m = 0; m < mb; ++m) sb[m] = pb[m] + qB[i] * c[m];
-      }
-    }
-  }
-  // Point loads into dry segments cannot be held: they were booked as loads above and
-  // were added to a row that is the identity, so take them back out of the budget.
-  for (int m = m0; m < m1; ++m) {
-    for (const PointLoad& l : p_.members[m].loads) {
-      if (l.species == s && h.V[l.segment] <= 0) bud->load -= (tb - ta) * l.load_g_s.Average(ta, tb);
     }
   }
 }
@@ -928,11 +817,16 @@ void Engine::Rebase(const std::vector<double>& v_old, const std::vector<double>&
 }
 
 void Engine::Record(int t, TransportResult* r) const {
+  for (int s = 0; s < S_; ++s) RecordRange(s, 0, M_, t, r);
+}
+
+// Stores species s of members [m0, m1) at output t (work items record their own part).
+void Engine::RecordRange(int s, int m0, int m1, int t, TransportResult* r) const {
   int ns = r->num_stations;
-  for (int m = 0; m < M_; ++m) {
+  for (int m = m0; m < m1; ++m) {
     if (opt_.store_fields) {
       for (int i = 0; i < N_; ++i) {
-        for (int s = 0; s < S_; ++s) {
+        {
           size_t o = r->Index(m, t, i, N_, s), k = Idx(s, i, m);
           r->concentration_g_m3[o] = C_[k];
           r->storage_g_m3[o] = Cs_[k];
@@ -942,7 +836,7 @@ void Engine::Record(int t, TransportResult* r) const {
     }
     for (int q = 0; q < ns; ++q) {
       const Station& st = p_.stations[q];
-      for (int s = 0; s < S_; ++s) {
+      {
         size_t o = r->Index(m, t, q, ns, s), a = Idx(s, st.segment, m);
         double w = st.weight;
         double c = C_[a], cs = Cs_[a], cb = Cb_[a];
@@ -960,8 +854,1467 @@ void Engine::Record(int t, TransportResult* r) const {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// Time stepping. Everything below runs once per step or sub-step; it allocates nothing
+// (scratch lives in the work items) and, while the flow field is steady, recomputes no
+// coefficient and no factorization (they are cached by step length, temperature factor
+// and hydraulic version).
+
+void Engine::SetBlocks(int blocks) {
+  member_base_.resize(M_);
+  member_stride_.resize(M_);
+  for (int b = 0; b < blocks; ++b) {
+    const int m0 = M_ * b / blocks, m1 = M_ * (b + 1) / blocks;
+    for (int m = m0; m < m1; ++m) {
+      member_base_[m] = static_cast<size_t>(N_) * m0 + (m - m0);
+      member_stride_[m] = m1 - m0;
+    }
+  }
+}
+
+void Engine::OnHydraulics() {
+  ++hver_;
+  inflow_cells_.clear();
+  kb_cells_.clear();
+  flux_cells_.clear();
+  inflow_index_.assign(N_, -1);
+  kb_index_.assign(N_, -1);
+  for (int i = 0; i < N_; ++i) {
+    if (h_.Qb[i] > 0) {
+      inflow_index_[i] = static_cast<int>(inflow_cells_.size());
+      inflow_cells_.push_back(i);
+    }
+    if (h_.Kb[i] > 0) {
+      kb_index_[i] = static_cast<int>(kb_cells_.size());
+      kb_cells_.push_back(i);
+    }
+    if (bkind_[i] == 1 && h_.Qb[i] <= 0 && h_.V[i] > 0) flux_cells_.push_back(i);
+  }
+}
+
+void Engine::BuildAdvCoef(AdvCoef* ap, double tau) const {
+  AdvCoef& a = *ap;
+  a.tau = tau;
+  a.hver = hver_;
+  a.r.assign(N_, 0.0);
+  a.wh.assign(N_, 0.0);
+  a.w.assign(N_, 0.0);
+  a.hu.resize(N_);
+  a.hd.resize(N_);
+  a.iq.assign(N_, 0.0);
+  a.closure_cells.clear();
+  for (int i = 0; i < N_; ++i) {
+    const double V = h_.V[i];
+    a.hu[i] = 1.0 / h_up_[i];
+    a.hd[i] = 1.0 / h_down_[i];
+    if (h_.Qin[i] > 0) a.iq[i] = 1.0 / h_.Qin[i];
+    if (V <= 0) continue;
+    a.r[i] = tau / V;
+    if (h_.Qin[i] != h_.Q[i]) a.closure_cells.push_back(i);
+    if (down_[i] >= 0 && h_.Qin[i] > 0 && !p_.segments[i].well_mixed) {
+      double w = 1.0 - h_.Q[i] * tau / V;
+      a.w[i] = w;
+      a.wh[i] = w * (0.5 * dx_[i]);
+    }
+  }
+}
+
+// Limited Lax-Wendroff face deviation delta = C_face - C_i (Sweby 1984 form with the van
+// Leer limiter, gradients scaled by centre distances), capped so that the update stays a
+// convex combination for Courant <= 0.75 on any grid (docs/methods.md). Inactive faces have
+// wh = w = 0 and get 0.
+inline double Limited(double du, double dd, double hu, double hd, double wh, double w) {
+  double gu = du * hu, gd = dd * hd;
+  double prod = gu * gd;
+  // The van Leer slope 2 prod / (gu + gd) where prod > 0, else 0, written without a branch
+  // so that the loops vectorize: where prod > 0, gu and gd have one sign, so gu + gd =
+  // copysign(|gu| + |gd|, gu) exactly, and |gu| + |gd| >= 2 sqrt(prod) is so far above
+  // DBL_MIN that adding it changes nothing; where prod <= 0 the numerator is 0.
+  double slope = std::copysign(
+      std::max(2.0 * prod, 0.0) / (std::fabs(gu) + std::fabs(gd) + DBL_MIN), gu);
+  double dev = wh * slope;
+  double cap = w * std::min(std::fabs(du), std::fabs(dd));
+  return std::max(-cap, std::min(cap, dev));
+}
+
+// Kernels for a run of chain cells [a, b) of one contiguous column (a single member):
+// free functions so that the restrict-qualified parameters let the compiler vectorize the
+// loops without run-time alias checks, and the recurrences carry their value in a
+// register. Cell a - 1 and cell b exist (a run cell has its neighbours i - 1 and i + 1).
+QS_KERNEL void AdvectPass1Run(int a, int b, const double* __restrict C, const double* __restrict Q,
+                    const double* __restrict iq, const double* __restrict hu,
+                    const double* __restrict hd, const double* __restrict wh,
+                    const double* __restrict w, double* __restrict D, double* __restrict F) {
+  for (int i = a; i < b; ++i) {
+    double dev = Limited(C[i] - (Q[i - 1] * C[i - 1]) * iq[i], C[i + 1] - C[i], hu[i], hd[i],
+                         wh[i], w[i]);
+    D[i] = dev;
+    F[i] = Q[i] * (C[i] + dev);
+  }
+}
+
+QS_KERNEL void AdvectPass2Run(int a, int b, double* __restrict C, const double* __restrict F,
+                    const double* __restrict D, const double* __restrict r,
+                    const double* __restrict Qin, const double* __restrict Q) {
+  for (int i = a; i < b; ++i) C[i] += r[i] * (F[i - 1] - Qin[i] * C[i] - Q[i] * D[i]);
+}
+
+// Right-hand side and forward elimination; returns the running maximum of the old state.
+double ForwardRun(int a, int b, const double* __restrict C, const double* __restrict a0,
+                  const double* __restrict kh, const double* __restrict ip,
+                  const double* __restrict e, const double* __restrict srcl,
+                  const double* __restrict ext, double* __restrict y, double* __restrict c0,
+                  double omax) {
+  double yp = y[a - 1];
+  for (int i = a; i < b; ++i) {
+    const double c = C[i];
+    const double rhs =
+        a0[i] * c + srcl[i] + ext[i] + kh[i] * (C[i + 1] - c) + kh[i - 1] * (C[i - 1] - c);
+    yp = rhs * ip[i] - e[i - 1] * yp;
+    y[i] = yp;
+    c0[i] = c;
+    omax = std::max(omax, c);
+  }
+  return omax;
+}
+
+// Back substitution with the budget sums (decay, lateral closure) and the new extremes.
+// With kCheck it also lists the cells of the run that may be strict extrema among their
+// dispersive neighbours (pm / nm: 0 = the neighbour disperses, -inf = it does not, +inf =
+// dry cell): cell i + 1 is tested once x_i is known, off the recurrence's critical path.
+// Cell a is always listed (its upstream neighbour is solved later); returns the count.
+struct BackSums {
+  double dec = 0, clo = 0, mn = kInf, mx = -kInf;
+};
+template <bool kCheck>
+int BackRun(int a, int b, double* __restrict C, const double* __restrict y,
+            const double* __restrict g, const double* __restrict c0,
+            const double* __restrict cdec, const double* __restrict ccl,
+            const double* __restrict pm, const double* __restrict nm, double eps,
+            BackSums* sums, int* __restrict cand) {
+  double x1 = C[b], x2 = 0.0;
+  double dec = sums->dec, clo = sums->clo, mn = sums->mn, mx = sums->mx;
+  int n = 0;
+  for (int i = b - 1; i >= a; --i) {
+    const double x = y[i] - g[i] * x1;
+    C[i] = x;
+    const double mean = 0.5 * (x + c0[i]);
+    dec += cdec[i] * mean;
+    clo += ccl[i] * mean;
+    if (kCheck) {
+      mn = std::min(mn, x);
+      mx = std::max(mx, x);
+      if (i + 1 < b) {
+        const int j = i + 1;
+        const double hiN = std::max(x + pm[j], x2 + nm[j]);
+        const double loN = std::min(x - pm[j], x2 - nm[j]);
+        cand[n] = j;
+        n += (x1 > hiN + eps) | (x1 < loN - eps);
+      }
+    }
+    x2 = x1;
+    x1 = x;
+  }
+  if (kCheck) cand[n++] = a;
+  sums->dec = dec;
+  sums->clo = clo;
+  sums->mn = mn;
+  sums->mx = mx;
+  return n;
+}
+
+// Row kernels: one cell, all columns of a block (members contiguous), vectorized over
+// members. up[m] is the inflowing mass rate per unit... (see each).
+
+// Advection pass 1 of a chain cell: delta and F from the upstream, own and downstream values.
+QS_KERNEL void AdvRow1Chain(int mb, const double* __restrict cu, const double* __restrict ci,
+                            const double* __restrict cd, double qu, double iqi, double hui,
+                            double hdi, double whi, double wi, double qi,
+                            double* __restrict dl, double* __restrict f) {
+  for (int m = 0; m < mb; ++m) {
+    double dev = Limited(ci[m] - (qu * cu[m]) * iqi, cd[m] - ci[m], hui, hdi, whi, wi);
+    dl[m] = dev;
+    f[m] = qi * (ci[m] + dev);
+  }
+}
+
+// Advection pass 1 of a generic cell; acc[m] = inflowing mass rate (Q_b C_b + sum Q_j C_j).
+QS_KERNEL void AdvRow1Acc(int mb, const double* __restrict acc, const double* __restrict ci,
+                          const double* __restrict cd, double iqi, double hui, double hdi,
+                          double whi, double wi, double qi, double* __restrict dl,
+                          double* __restrict f) {
+  for (int m = 0; m < mb; ++m) {
+    double dev = Limited(ci[m] - acc[m] * iqi, cd[m] - ci[m], hui, hdi, whi, wi);
+    dl[m] = dev;
+    f[m] = qi * (ci[m] + dev);
+  }
+}
+
+// Advection pass 2: C += r (in - Q_in C - Q delta), in[m] = inflowing mass rate.
+QS_KERNEL void AdvRow2(int mb, double* __restrict ci, const double* __restrict in,
+                       const double* __restrict dl, double ri, double qin, double qi) {
+  for (int m = 0; m < mb; ++m) ci[m] += ri * (in[m] - qin * ci[m] - qi * dl[m]);
+}
+
+// Right-hand side and forward elimination of a chain cell.
+template <bool kCheck>
+QS_KERNEL void FwdRow(int mb, const double* __restrict cu, const double* __restrict ci,
+                      const double* __restrict cd, const double* __restrict ex,
+                      const double* __restrict yu, double* __restrict yi,
+                      double* __restrict c0i, double* __restrict omax, double a0i, double sl,
+                      double khi, double khp, double ipi, double ep) {
+  for (int m = 0; m < mb; ++m) {
+    const double c = ci[m];
+    const double rhs = a0i * c + sl + ex[m] + khi * (cd[m] - c) + khp * (cu[m] - c);
+    yi[m] = rhs * ipi - ep * yu[m];
+    c0i[m] = c;
+    if (kCheck) omax[m] = std::max(omax[m], c);
+  }
+}
+
+// Back substitution of a cell with a downstream neighbour, with the budget sums.
+template <bool kCheck>
+QS_KERNEL void BackRow(int mb, double* __restrict xi, const double* __restrict xd,
+                       const double* __restrict yi, const double* __restrict c0i,
+                       double* __restrict dec, double* __restrict clo, double* __restrict mn,
+                       double* __restrict mx, double gi, double cdi, double cci) {
+  for (int m = 0; m < mb; ++m) {
+    const double x = yi[m] - gi * xd[m];
+    xi[m] = x;
+    const double mean = 0.5 * (x + c0i[m]);
+    dec[m] += cdi * mean;
+    clo[m] += cci * mean;
+    if (kCheck) {
+      mn[m] = std::min(mn[m], x);
+      mx[m] = std::max(mx[m], x);
+    }
+  }
+}
+
+// Any column of a chain cell a strict extremum (beyond eps[m]) among its neighbours?
+QS_KERNEL int ExtremumRow(int mb, const double* __restrict xu, const double* __restrict xi,
+                          const double* __restrict xd, const double* __restrict eps,
+                          double pmi, double nmi) {
+  double excess = -kInf;  // by how much the cell lies outside its neighbours' range
+#pragma omp simd reduction(max : excess)
+  for (int m = 0; m < mb; ++m) {
+    const double hiN = std::max(xu[m] + pmi, xd[m] + nmi);
+    const double loN = std::min(xu[m] - pmi, xd[m] - nmi);
+    excess = std::max(excess, std::max(xi[m] - (hiN + eps[m]), (loN - eps[m]) - xi[m]));
+  }
+  return excess > 0;
+}
+
+// Kernels for a run of chain cells and one chunk of kLanes members of an ensemble block.
+// A row of a chunk is one 8-wide vector (GCC vector extensions: one AVX-512 register, two
+// AVX2 or four SSE2 ones), and a chunk goes through a whole step while its data stay in
+// the L2 cache. The vector operations are the same IEEE operations, in the same order, as
+// the scalar kernels (min / max / fabs / copysign written as their exact definitions), so
+// a member's result does not depend on how it was batched.
+constexpr int kLanes = 8;
+// The helpers are always inlined; their by-value vector ABI never shows.
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef double V8 __attribute__((vector_size(64)));
+typedef double V8u __attribute__((vector_size(64), aligned(8), may_alias));
+typedef long long I8 __attribute__((vector_size(64)));
+
+#define QS_INLINE __attribute__((always_inline)) inline
+QS_INLINE V8 Load8(const double* p) { return *reinterpret_cast<const V8u*>(p); }
+QS_INLINE void Store8(double* p, V8 v) { *reinterpret_cast<V8u*>(p) = v; }
+QS_INLINE V8 Splat8(double x) { return V8{x, x, x, x, x, x, x, x}; }
+QS_INLINE V8 Min8(V8 a, V8 b) { return b < a ? b : a; }  // std::min(a, b)
+QS_INLINE V8 Max8(V8 a, V8 b) { return a < b ? b : a; }  // std::max(a, b)
+QS_INLINE V8 Abs8(V8 a) {
+  return reinterpret_cast<V8>(reinterpret_cast<I8>(a) & 0x7fffffffffffffffLL);
+}
+QS_INLINE V8 CopySign8(V8 mag, V8 sgn) {
+  return reinterpret_cast<V8>((reinterpret_cast<I8>(mag) & 0x7fffffffffffffffLL) |
+                              (reinterpret_cast<I8>(sgn) & static_cast<long long>(0x8000000000000000ULL)));
+}
+QS_INLINE double HMax8(V8 t) {
+#ifdef __clang__
+  t = Max8(t, __builtin_shufflevector(t, t, 4, 5, 6, 7, 0, 1, 2, 3));
+  t = Max8(t, __builtin_shufflevector(t, t, 2, 3, 0, 1, 6, 7, 4, 5));
+  t = Max8(t, __builtin_shufflevector(t, t, 1, 0, 3, 2, 5, 4, 7, 6));
+#else
+  t = Max8(t, __builtin_shuffle(t, I8{4, 5, 6, 7, 0, 1, 2, 3}));
+  t = Max8(t, __builtin_shuffle(t, I8{2, 3, 0, 1, 6, 7, 4, 5}));
+  t = Max8(t, __builtin_shuffle(t, I8{1, 0, 3, 2, 5, 4, 7, 6}));
+#endif
+  return t[0];
+}
+// Limited() on eight lanes.
+QS_INLINE V8 Limited8(V8 du, V8 dd, double hu, double hd, double wh, double w) {
+  const V8 gu = du * hu, gd = dd * hd;
+  const V8 prod = gu * gd;
+  const V8 slope =
+      CopySign8(Max8(2.0 * prod, Splat8(0.0)) / (Abs8(gu) + Abs8(gd) + DBL_MIN), gu);
+  const V8 dev = wh * slope;
+  const V8 cap = w * Min8(Abs8(du), Abs8(dd));
+  return Max8(-cap, Min8(cap, dev));
+}
+
+QS_KERNEL void AdvectPass1Run8(int a, int b, const double* __restrict C, std::ptrdiff_t st,
+                               const double* __restrict Q, const double* __restrict iq,
+                               const double* __restrict hu, const double* __restrict hd,
+                               const double* __restrict wh, const double* __restrict w,
+                               double* __restrict D, double* __restrict F) {
+  V8 cu = Load8(C + (a - 1) * st), ci = Load8(C + a * st);
+  for (int i = a; i < b; ++i) {
+    const V8 cd = Load8(C + (i + 1) * st);
+    const V8 dev = Limited8(ci - (Q[i - 1] * cu) * iq[i], cd - ci, hu[i], hd[i], wh[i], w[i]);
+    Store8(D + i * kLanes, dev);
+    Store8(F + i * kLanes, Q[i] * (ci + dev));
+    cu = ci;
+    ci = cd;
+  }
+}
+
+QS_KERNEL void AdvectPass2Run8(int a, int b, double* __restrict C, std::ptrdiff_t st,
+                               const double* __restrict F, const double* __restrict D,
+                               const double* __restrict r, const double* __restrict Qin,
+                               const double* __restrict Q) {
+  for (int i = a; i < b; ++i) {
+    const V8 ci = Load8(C + i * st);
+    Store8(C + i * st, ci + r[i] * (Load8(F + (i - 1) * kLanes) - Qin[i] * ci -
+                                     Q[i] * Load8(D + i * kLanes)));
+  }
+}
+
+QS_KERNEL void ForwardRun8(int a, int b, const double* __restrict C, std::ptrdiff_t st,
+                           const double* __restrict a0, const double* __restrict kh,
+                           const double* __restrict ip, const double* __restrict e,
+                           const double* __restrict srcl, const double* __restrict ext,
+                           double* __restrict y, double* __restrict c0,
+                           double* __restrict omax) {
+  V8 yp = Load8(y + (a - 1) * kLanes), om = Load8(omax);
+  V8 cu = Load8(C + (a - 1) * st), c = Load8(C + a * st);
+  for (int i = a; i < b; ++i) {
+    const V8 cd = Load8(C + (i + 1) * st);
+    const V8 rhs = a0[i] * c + srcl[i] + Load8(ext + i * kLanes) + kh[i] * (cd - c) +
+                   kh[i - 1] * (cu - c);
+    yp = rhs * ip[i] - e[i - 1] * yp;
+    Store8(y + i * kLanes, yp);
+    Store8(c0 + i * kLanes, c);
+    om = Max8(om, c);
+    cu = c;
+    c = cd;
+  }
+  Store8(omax, om);
+}
+
+// sums: dec, clo, min, max (kLanes each). With kCheck lists possible extrema as BackRun.
+template <bool kCheck>
+QS_KERNEL int BackRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
+                       const double* __restrict y, const double* __restrict g,
+                       const double* __restrict c0, const double* __restrict cdec,
+                       const double* __restrict ccl, const double* __restrict pm,
+                       const double* __restrict nm, const double* __restrict eps_p,
+                       double* __restrict sums, int* __restrict cand) {
+  V8 x1 = Load8(C + b * st), x2 = Splat8(0.0);
+  V8 dec = Load8(sums), clo = Load8(sums + kLanes), mn = Load8(sums + 2 * kLanes),
+     mx = Load8(sums + 3 * kLanes);
+  const V8 eps = Load8(eps_p);
+  int n = 0;
+  for (int i = b - 1; i >= a; --i) {
+    const V8 x = Load8(y + i * kLanes) - g[i] * x1;
+    Store8(C + i * st, x);
+    const V8 mean = 0.5 * (x + Load8(c0 + i * kLanes));
+    dec += cdec[i] * mean;
+    clo += ccl[i] * mean;
+    if (kCheck) {
+      mn = Min8(mn, x);
+      mx = Max8(mx, x);
+      if (i + 1 < b) {
+        const int j = i + 1;
+        const V8 hiN = Max8(x + pm[j], x2 + nm[j]);
+        const V8 loN = Min8(x - pm[j], x2 - nm[j]);
+        cand[n] = j;
+        n += HMax8(Max8(x1 - (hiN + eps), (loN - eps) - x1)) > 0;
+      }
+    }
+    x2 = x1;
+    x1 = x;
+  }
+  if (kCheck) cand[n++] = a;
+  Store8(sums, dec);
+  Store8(sums + kLanes, clo);
+  Store8(sums + 2 * kLanes, mn);
+  Store8(sums + 3 * kLanes, mx);
+  return n;
+}
+
+// A whole advection sub-step of a run on one chunk, both passes in one sweep: the face
+// deviation and flux of cell i use the old values of i - 1, i, i + 1 (carried in registers
+// or not yet overwritten), and the update of i uses the flux of i - 1. Needs F and the old
+// value of cell a - 1 in F / Cold; leaves those of cell b - 1 there.
+QS_KERNEL void AdvectRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
+                          const double* __restrict Q, const double* __restrict iq,
+                          const double* __restrict hu, const double* __restrict hd,
+                          const double* __restrict wh, const double* __restrict w,
+                          const double* __restrict r, const double* __restrict Qin,
+                          double* __restrict F, double* __restrict Cold) {
+  V8 cu = Load8(Cold + (a - 1) * kLanes), ci = Load8(C + a * st),
+     fp = Load8(F + (a - 1) * kLanes);
+  for (int i = a; i < b; ++i) {
+    const V8 cd = Load8(C + (i + 1) * st);
+    const V8 dev = Limited8(ci - (Q[i - 1] * cu) * iq[i], cd - ci, hu[i], hd[i], wh[i], w[i]);
+    const V8 f = Q[i] * (ci + dev);
+    Store8(C + i * st, ci + r[i] * (fp - Qin[i] * ci - Q[i] * dev));
+    fp = f;
+    cu = ci;
+    ci = cd;
+  }
+  Store8(F + (b - 1) * kLanes, fp);
+  Store8(Cold + (b - 1) * kLanes, cu);
+}
+
+void Engine::AdvectHalf(Item& it, const Block& B, double ta, int nsub) {
+  const double tau = it.adv.tau;
+  for (int k = 0; k < nsub; ++k) {
+    double t0 = ta + k * tau, t1 = ta + (k + 1) * tau;
+    if (B.mb == 1 && B.stride == 1) {
+      AdvectSub<1>(it, B, t0, t1);
+    } else if (B.mb == kLanes) {
+      AdvectSub<kLanes>(it, B, t0, t1);
+    } else {
+      AdvectSub<0>(it, B, t0, t1);
+    }
+  }
+}
+
+// One explicit advection sub-step on a block of columns:
+//   V (C_i* - C_i) = tau [ sum_up F_j + Q_b C_b - Q_in C_i - Q_i delta_i ],  F_j = Q_j (C_j + delta_j)
+// (non-conservative OTIS form; the mass C (Q_in - Q) that leaves with water that does not
+// go downstream is booked as flow closure). Pass 1 computes delta and F from the old state,
+// pass 2 updates in place (it reads only F, delta and the cell's own value).
+template <int kMb>
+void Engine::AdvectSub(Item& it, const Block& B, double t0, double t1) {
+  const int mb = kMb > 0 ? kMb : B.mb;
+  const std::ptrdiff_t st = kMb == 1 ? 1 : static_cast<std::ptrdiff_t>(B.stride);
+  const std::ptrdiff_t smb = mb;
+  const AdvCoef& ac = it.adv;
+  const double tau = ac.tau;
+  double* __restrict C = B.C;
+  double* __restrict F = it.F.data();
+  double* __restrict D = it.delta.data();
+  double* __restrict cbv = it.cbv.data();
+  double* __restrict acc = it.acc.data();
+  const double* __restrict Q = h_.Q.data();
+  const double* __restrict Qin = h_.Qin.data();
+  const double* __restrict Qb = h_.Qb.data();
+  const double* __restrict r = ac.r.data();
+  const double* __restrict wh = ac.wh.data();
+  const double* __restrict w = ac.w.data();
+  const double* __restrict hu = ac.hu.data();
+  const double* __restrict hd = ac.hd.data();
+  const double* __restrict iq = ac.iq.data();
+  Budget& bud = it.budget;
+  // Boundary face concentrations: exact means over [t0, t1].
+  for (size_t k = 0; k < inflow_cells_.size(); ++k) {
+    const int i = inflow_cells_[k];
+    double* cb = cbv + k * smb;
+    double sum = 0.0;
+    for (int m = 0; m < mb; ++m) {
+      double v = 0.0;
+      if (bindex_[i] >= 0) {
+        v = p_.members[B.member[m]].boundaries[bindex_[i]].series[it.s].Average(t0, t1);
+        if (bkind_[i] == 1) v /= Qb[i];
+      }
+      cb[m] = v;
+      sum += v;
+    }
+    bud.boundary += tau * Qb[i] * sum;
+  }
+  if constexpr (kMb == kLanes) {
+    // One sweep (AdvectRun8). Generic cells keep their old values in Cold first: cells
+    // downstream of them read those after they have been updated.
+    double* __restrict Cold = it.c0.data();
+    for (int i : ac.closure_cells) {
+      const double* ci = C + i * st;
+      double sum = 0.0;
+      for (int m = 0; m < mb; ++m) sum += ci[m];
+      bud.closure += tau * (Qin[i] - Q[i]) * sum;
+    }
+    for (const Piece& pc : pieces_) {
+      if (!pc.run) Store8(Cold + pc.a * smb, Load8(C + pc.a * st));
+    }
+    for (const Piece& pc : pieces_) {
+      if (pc.run) {
+        AdvectRun8(pc.a, pc.b, C, st, Q, iq, hu, hd, wh, w, r, Qin, F, Cold);
+        continue;
+      }
+      const int i = pc.a, d = down_[i], k = inflow_index_[i];
+      const double* ci = Cold + i * smb;  // == C (not updated yet)
+      const double* cd = d >= 0 ? C + d * st : ci;
+      double* dl = D + i * smb;
+      double* f = F + i * smb;
+      for (int m = 0; m < mb; ++m) acc[m] = k >= 0 ? Qb[i] * cbv[k * smb + m] : 0.0;
+      for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
+        const int j = up_list_[u];
+        const double qj = Q[j];
+        const double* cj = Cold + j * smb;
+        for (int m = 0; m < mb; ++m) acc[m] += qj * cj[m];
+      }
+      AdvRow1Acc(mb, acc, ci, cd, iq[i], hu[i], hd[i], wh[i], w[i], Q[i], dl, f);
+      if (d < 0 && Q[i] > 0) {
+        double sum = 0.0;
+        for (int m = 0; m < mb; ++m) sum += f[m];
+        bud.outlet += tau * sum;
+      }
+      for (int m = 0; m < mb; ++m) acc[m] = k >= 0 ? Qb[i] * cbv[k * smb + m] : 0.0;
+      for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
+        const double* fj = F + up_list_[u] * smb;
+        for (int m = 0; m < mb; ++m) acc[m] += fj[m];
+      }
+      AdvRow2(mb, C + i * st, acc, dl, r[i], Qin[i], Q[i]);
+    }
+    return;
+  }
+  // Pass 1: face deviations and outgoing fluxes.
+  for (const Piece& pc : pieces_) {
+    if (kMb == 1 && pc.run) {
+      AdvectPass1Run(pc.a, pc.b, C, Q, iq, hu, hd, wh, w, D, F);
+    } else if (kMb == kLanes && pc.run) {
+      AdvectPass1Run8(pc.a, pc.b, C, st, Q, iq, hu, hd, wh, w, D, F);
+    } else if (pc.run) {
+      for (int i = pc.a; i < pc.b; ++i) {
+        AdvRow1Chain(mb, C + (i - 1) * st, C + i * st, C + (i + 1) * st, Q[i - 1], iq[i], hu[i],
+                     hd[i], wh[i], w[i], Q[i], D + i * smb, F + i * smb);
+      }
+    } else {
+      const int i = pc.a, d = down_[i], k = inflow_index_[i];
+      const double* ci = C + i * st;
+      const double* cd = d >= 0 ? C + d * st : ci;
+      double* dl = D + i * smb;
+      double* f = F + i * smb;
+      for (int m = 0; m < mb; ++m) acc[m] = k >= 0 ? Qb[i] * cbv[k * smb + m] : 0.0;
+      for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
+        const int j = up_list_[u];
+        const double qj = Q[j];
+        const double* cj = C + j * st;
+        for (int m = 0; m < mb; ++m) acc[m] += qj * cj[m];
+      }
+      AdvRow1Acc(mb, acc, ci, cd, iq[i], hu[i], hd[i], wh[i], w[i], Q[i], dl, f);
+    }
+  }
+  // Budget: outlet outflow and flow closure (old state).
+  for (int i : outlets_) {
+    if (Q[i] <= 0) continue;
+    const double* f = F + i * smb;
+    double sum = 0.0;
+    for (int m = 0; m < mb; ++m) sum += f[m];
+    bud.outlet += tau * sum;
+  }
+  for (int i : ac.closure_cells) {
+    const double* ci = C + i * st;
+    double sum = 0.0;
+    for (int m = 0; m < mb; ++m) sum += ci[m];
+    bud.closure += tau * (Qin[i] - Q[i]) * sum;
+  }
+  // Pass 2: update.
+  for (const Piece& pc : pieces_) {
+    if (kMb == 1 && pc.run) {
+      AdvectPass2Run(pc.a, pc.b, C, F, D, r, Qin, Q);
+    } else if (kMb == kLanes && pc.run) {
+      AdvectPass2Run8(pc.a, pc.b, C, st, F, D, r, Qin, Q);
+    } else if (pc.run) {
+      for (int i = pc.a; i < pc.b; ++i) {
+        AdvRow2(mb, C + i * st, F + (i - 1) * smb, D + i * smb, r[i], Qin[i], Q[i]);
+      }
+    } else {
+      const int i = pc.a, k = inflow_index_[i];
+      for (int m = 0; m < mb; ++m) acc[m] = k >= 0 ? Qb[i] * cbv[k * smb + m] : 0.0;
+      for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
+        const double* fj = F + up_list_[u] * smb;
+        for (int m = 0; m < mb; ++m) acc[m] += fj[m];
+      }
+      AdvRow2(mb, C + i * st, acc, D + i * smb, r[i], Qin[i], Q[i]);
+    }
+  }
+}
+
+void Engine::BuildImpCoef(int s, double tau, double tf, ImpCoef* c) const {
+  const Hydraulics& h = h_;
+  const double hh = 0.5 * tau;
+  c->tau = tau;
+  c->tf = tf;
+  c->hver = hver_;
+  auto zero = [this](std::vector<double>& v, double x) { v.assign(N_, x); };
+  for (auto* v : {&c->a0, &c->kh, &c->ip, &c->e, &c->g, &c->srcl, &c->cdec, &c->ccl, &c->pm,
+                  &c->nm}) {
+    zero(*v, 0.0);
+  }
+  zero(c->theta, 1.0);
+  zero(c->hi_s, -kInf);
+  zero(c->lo_s, kInf);
+  c->decay_max.assign(N_, 0);
+  c->decay_min.assign(N_, 0);
+  c->storage = c->sorb = false;
+  c->s_cells.clear();
+  c->b_cells.clear();
+  for (int i = 0; i < N_; ++i) {
+    if (h.V[i] <= 0) continue;
+    const Segment& g = p_.segments[i];
+    Sorption so = Sorb(i, s);
+    double as = g.storage_area_m2 > 0 ? g.exchange_per_s * h.A[i] / g.storage_area_m2 : 0.0;
+    if (as + StorageDecay(i, s) * tf + so.storage_rate_per_s > 0) c->s_cells.push_back(i);
+    if (so.main_rate_per_s > 0) c->b_cells.push_back(i);
+  }
+  c->storage = !c->s_cells.empty();
+  c->sorb = !c->b_cells.empty();
+  if (c->storage) {
+    for (auto* v : {&c->s_den, &c->s_keep, &c->s_in, &c->s_bg, &c->s_ex, &c->s_q, &c->s_dec,
+                    &c->s_bgk, &c->s_back}) {
+      zero(*v, 0.0);
+    }
+  }
+  if (c->sorb) {
+    for (auto* v : {&c->b_den, &c->b_keep, &c->b_in, &c->b_ex, &c->b_q, &c->b_kd}) zero(*v, 0.0);
+  }
+  std::vector<double> diag(N_, 1.0), off(N_, 0.0);
+  double rate = 0.0;
+  c->lat_sum = 0.0;
+  c->static_max = -kInf;
+  for (int i = 0; i < N_; ++i) {
+    off[i] = -0.5 * h.K[i];
+    c->kh[i] = 0.5 * h.K[i];
+    const double V = h.V[i];
+    if (V <= 0) {
+      c->a0[i] = 1.0;
+      c->pm[i] = c->nm[i] = kInf;  // a dry cell keeps its value: never an extremum
+      continue;
+    }
+    const Segment& g = p_.segments[i];
+    Sorption so = Sorb(i, s);
+    const double lam = Decay(i, s) * tf, lams = StorageDecay(i, s) * tf;
+    const double vs = g.storage_area_m2 * dx_[i];
+    const double as = g.storage_area_m2 > 0 ? g.exchange_per_s * h.A[i] / g.storage_area_m2 : 0.0;
+    const double ks = as + lams + so.storage_rate_per_s;
+    const double lh = so.main_rate_per_s;
+    const double qS = hh * as / (1.0 + hh * ks);
+    const double qB = hh * lh * so.kd_m3_per_kg / (1.0 + hh * lh);
+    // Everything that removes C_i from the main channel (per unit C_i), without dispersion.
+    const double sink = h.Kb[i] + h.qin_dx[i] + g.exchange_per_s * V + lam * V +
+                        so.sediment_kg_per_m3 * lh * so.kd_m3_per_kg * V;
+    double kd = h.K[i];
+    for (int k = up_start_[i]; k < up_start_[i + 1]; ++k) kd += h.K[up_list_[k]];
+    diag[i] = V / tau + 0.5 * (kd + sink) - 0.5 * g.exchange_per_s * V * qS -
+              0.5 * so.sediment_kg_per_m3 * lh * V * qB;
+    c->a0[i] = V / tau - 0.5 * sink;
+    c->srcl[i] = h.qin_dx[i] * h.CL[static_cast<size_t>(i) * S_ + s];
+    c->lat_sum += c->srcl[i];
+    c->cdec[i] = tau * lam * V;
+    c->ccl[i] = tau * h.qin_dx[i];
+    if (c->storage && ks > 0) {
+      c->s_den[i] = 1.0 / (1.0 + hh * ks);
+      c->s_keep[i] = 1.0 - hh * ks;
+      c->s_in[i] = hh * as;
+      c->s_bg[i] = 2.0 * hh * so.storage_rate_per_s * so.storage_background_g_m3;
+      c->s_ex[i] = 0.5 * g.exchange_per_s * V;
+      c->s_q[i] = qS;
+      c->s_dec[i] = tau * lams * vs;
+      c->s_bgk[i] = tau * so.storage_rate_per_s * vs;
+      c->s_back[i] = so.storage_background_g_m3;
+    }
+    if (c->sorb && lh > 0) {
+      c->b_den[i] = 1.0 / (1.0 + hh * lh);
+      c->b_keep[i] = 1.0 - hh * lh;
+      c->b_in[i] = hh * lh * so.kd_m3_per_kg;
+      c->b_ex[i] = 0.5 * so.sediment_kg_per_m3 * lh * V;
+      c->b_q[i] = qB;
+      c->b_kd[i] = so.kd_m3_per_kg;
+    }
+    // Crank-Nicolson is positive when the explicit half of every equation has a
+    // non-negative diagonal: (tau/2) * (total outgoing rate) <= 1.
+    double kout = h.K[i] + h.Kb[i] + h.qin_dx[i];
+    for (int k = up_start_[i]; k < up_start_[i + 1]; ++k) kout += h.K[up_list_[k]];
+    double rr = kout / V + g.exchange_per_s + lam + so.sediment_kg_per_m3 * lh * so.kd_m3_per_kg;
+    rr = std::max(rr, ks);
+    rr = std::max(rr, lh);
+    rate = std::max(rate, rr);
+    // Check data: the damping a positive step can give at most (decay in channel and
+    // storage), the values that sources pull towards, and cells whose decay differs from
+    // a neighbour's.
+    const double lam_all = lam + lams;
+    c->theta[i] = std::max(0.0, (1.0 - hh * lam_all) / (1.0 + hh * lam_all));
+    if (h.qin_dx[i] > 0) {
+      const double cl = h.CL[static_cast<size_t>(i) * S_ + s];
+      c->hi_s[i] = std::max(c->hi_s[i], cl);
+      c->lo_s[i] = std::min(c->lo_s[i], cl);
+    }
+    if (g.exchange_per_s > 0 && so.storage_rate_per_s > 0) {
+      c->hi_s[i] = std::max(c->hi_s[i], so.storage_background_g_m3);
+      c->lo_s[i] = std::min(c->lo_s[i], so.storage_background_g_m3);
+    }
+    c->static_max = std::max(c->static_max, c->hi_s[i]);
+    const double d_i = Decay(i, s);
+    auto compare = [&](int j) {
+      c->decay_max[i] |= d_i < Decay(j, s);
+      c->decay_min[i] |= d_i > Decay(j, s);
+    };
+    if (down_[i] >= 0 && h.K[i] > 0) compare(down_[i]);
+    for (int k = up_start_[i]; k < up_start_[i + 1]; ++k) {
+      const int j = up_list_[k];
+      if (h.K[j] > 0) compare(j);
+    }
+    // Run cells: which of the two faces disperse (the extremum test ignores the others).
+    if (i > 0) c->pm[i] = h.K[i - 1] > 0 ? 0.0 : -kInf;
+    c->nm[i] = h.K[i] > 0 ? 0.0 : -kInf;
+  }
+  // Tree LU, leaves first (no fill-in, no pivoting: an M-matrix, diagonally dominant).
+  std::vector<double> piv = diag;
+  for (int j = 0; j < N_; ++j) {
+    const int d = down_[j];
+    if (d < 0) continue;
+    const double mult = off[j] / piv[j];
+    piv[d] -= mult * off[j];
+  }
+  for (int i = 0; i < N_; ++i) {
+    c->ip[i] = 1.0 / piv[i];
+    c->g[i] = off[i] * c->ip[i];
+  }
+  for (int j = 0; j < N_; ++j) c->e[j] = down_[j] >= 0 ? off[j] * c->ip[down_[j]] : 0.0;
+  const double n = std::max(1.0, std::ceil(0.5 * tau * rate - 1e-12));
+  if (opt_.positive_implicit && !(n <= opt_.max_substeps)) {
+    std::ostringstream msg;
+    msg << "transport: the implicit step needs " << n
+        << " sub-steps to stay positive (max_substeps " << opt_.max_substeps << ")";
+    throw SolverError(msg.str());
+  }
+  c->substeps = static_cast<int>(std::min<double>(n, opt_.max_substeps));
+}
+
+const ImpCoef& Engine::GetImpCoef(Item& it, double tau, double tf) const {
+  ++it.stamp;
+  if (opt_.reuse_factorizations) {
+    for (ImpCoef& c : it.cache) {
+      if (c.tau == tau && c.tf == tf && c.hver == hver_) {
+        c.stamp = it.stamp;
+        return c;
+      }
+    }
+  }
+  ImpCoef* victim = &it.cache[0];
+  for (ImpCoef& c : it.cache) {
+    if (c.stamp < victim->stamp) victim = &c;
+  }
+  BuildImpCoef(it.s, tau, tf, victim);
+  victim->stamp = it.stamp;
+  return *victim;
+}
+
+void Engine::InitItem(Item& it, int s, int m0, int m1) const {
+  it.s = s;
+  it.m0 = m0;
+  it.m1 = m1;
+  const int mb = m1 - m0;
+  it.members.resize(mb);
+  for (int m = 0; m < mb; ++m) it.members[m] = m0 + m;
+  const size_t n = static_cast<size_t>(N_) * std::max(mb, 1);
+  for (auto* v : {&it.F, &it.delta, &it.y, &it.c0, &it.ext, &it.pS, &it.pB}) v->assign(n, 0.0);
+  int heads = 0;
+  for (int i = 0; i < N_; ++i) heads += up_start_[i + 1] == up_start_[i];
+  it.cbv.assign(static_cast<size_t>(heads) * mb, 0.0);
+  it.kbv.assign(static_cast<size_t>(heads) * mb, 0.0);
+  it.acc.assign(mb, 0.0);
+  it.ok.assign(mb, 1);
+  it.eps.assign(mb, 0.0);
+  it.cand.assign(N_ + 1, 0);
+}
+
+// Sparse sources of one implicit solve into ext (right-hand side, per column): the
+// Dirichlet face term K_b C_b, mass-flux boundaries on headwaters without inflow, and point
+// loads, each as an exact mean over [t0, t1]. Books loads and flux boundaries.
+void Engine::Sources(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1) {
+  const int mb = B.mb;
+  const std::ptrdiff_t smb = mb;
+  const double tau = ic.tau;
+  Partials& P = it.P;
+  it.touched.clear();
+  it.loads.clear();
+  for (size_t k = 0; k < kb_cells_.size(); ++k) {
+    const int i = kb_cells_[k];
+    for (int m = 0; m < mb; ++m) {
+      double v = bkind_[i] == 0
+                     ? p_.members[B.member[m]].boundaries[bindex_[i]].series[it.s].Average(t0, t1)
+                     : 0.0;  // clean headwater inflow
+      it.kbv[k * smb + m] = v;
+      if (v != 0.0) {
+        const size_t q = i * smb + m;
+        it.ext[q] += h_.Kb[i] * v;
+        it.touched.push_back(q);
+      }
+    }
+  }
+  for (int i : flux_cells_) {
+    for (int m = 0; m < mb; ++m) {
+      double v = p_.members[B.member[m]].boundaries[bindex_[i]].series[it.s].Average(t0, t1);
+      const size_t q = i * smb + m;
+      it.ext[q] += v;
+      it.touched.push_back(q);
+      P.bnd[m] += tau * v;
+      it.loads.push_back({i, m, tau * v / h_.V[i]});
+    }
+  }
+  for (int m = 0; m < mb; ++m) {
+    for (const PointLoad& l : p_.members[B.member[m]].loads) {
+      if (l.species != it.s || h_.V[l.segment] <= 0) continue;  // a dry cell holds no load
+      double w = l.load_g_s.Average(t0, t1);
+      const size_t q = l.segment * smb + m;
+      it.ext[q] += w;
+      it.touched.push_back(q);
+      P.load[m] += tau * w;
+      it.loads.push_back({l.segment, m, tau * w / h_.V[l.segment]});
+    }
+  }
+}
+
+// One Crank-Nicolson solve over [t0, t1] (ic.tau = t1 - t0) on a block of columns:
+//   (V/tau + L/2) C1 = (V/tau - L/2) C0 + sources (+ eliminated storage / sorbate terms),
+// right-hand side built and eliminated in one leaves-first sweep, back-substituted
+// outlet-first. Leaves C1 in place, the old state in it.c0, the new storage / sorbate in
+// it.pS / it.pB and the budget terms and check data per column in it.P; Commit books them.
+template <int kMb, bool kCheck>
+void Engine::SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1) {
+  const int mb = kMb > 0 ? kMb : B.mb;
+  const std::ptrdiff_t st = kMb == 1 ? 1 : static_cast<std::ptrdiff_t>(B.stride);
+  const std::ptrdiff_t smb = mb;
+  const double tau = ic.tau;
+  Partials& P = it.P;
+  P.Reset(mb);
+  double* __restrict C = B.C;
+  double* __restrict y = it.y.data();
+  double* __restrict c0 = it.c0.data();
+  double* __restrict ext = it.ext.data();
+  const double* __restrict a0 = ic.a0.data();
+  const double* __restrict kh = ic.kh.data();
+  const double* __restrict ip = ic.ip.data();
+  const double* __restrict e = ic.e.data();
+  const double* __restrict g = ic.g.data();
+  const double* __restrict srcl = ic.srcl.data();
+  const double* __restrict cdec = ic.cdec.data();
+  const double* __restrict ccl = ic.ccl.data();
+  const bool dense_ext = ic.storage || ic.sorb;
+  if (dense_ext) {
+    // Storage zone and sorbate, solved for their new values: S1 = pS + qS C1 (and B1).
+    double* __restrict pS = it.pS.data();
+    double* __restrict pB = it.pB.data();
+    for (int i = 0; i < N_; ++i) {
+      double* ex = ext + i * smb;
+      for (int m = 0; m < mb; ++m) ex[m] = 0.0;
+    }
+    for (int i : ic.s_cells) {
+      const double keep = ic.s_keep[i], in = ic.s_in[i], bg = ic.s_bg[i], den = ic.s_den[i],
+                   exr = ic.s_ex[i];
+      const double* ci = C + i * st;
+      const double* sz = B.Cs + i * st;
+      double* ps = pS + i * smb;
+      double* ex = ext + i * smb;
+      for (int m = 0; m < mb; ++m) {
+        ps[m] = (sz[m] * keep + in * ci[m] + bg) * den;
+        ex[m] += exr * (sz[m] + ps[m]);
+      }
+    }
+    for (int i : ic.b_cells) {
+      const double keep = ic.b_keep[i], in = ic.b_in[i], den = ic.b_den[i], exr = ic.b_ex[i];
+      const double* ci = C + i * st;
+      const double* sb = B.Cb + i * st;
+      double* pb = pB + i * smb;
+      double* ex = ext + i * smb;
+      for (int m = 0; m < mb; ++m) {
+        pb[m] = (sb[m] * keep + in * ci[m]) * den;
+        ex[m] += exr * (sb[m] + pb[m]);
+      }
+    }
+  }
+  Sources(ic, it, B, t0, t1);
+  double* __restrict omax = P.omax.data();
+  // Right-hand side and forward elimination, leaves first.
+  for (const Piece& pc : pieces_) {
+    if (kMb == 1 && pc.run) {
+      omax[0] = ForwardRun(pc.a, pc.b, C, a0, kh, ip, e, srcl, ext, y, c0, omax[0]);
+    } else if (kMb == kLanes && pc.run) {
+      ForwardRun8(pc.a, pc.b, C, st, a0, kh, ip, e, srcl, ext, y, c0, omax);
+    } else if (pc.run) {
+      for (int i = pc.a; i < pc.b; ++i) {
+        FwdRow<kCheck>(mb, C + (i - 1) * st, C + i * st, C + (i + 1) * st, ext + i * smb,
+                       y + (i - 1) * smb, y + i * smb, c0 + i * smb, omax, a0[i], srcl[i], kh[i],
+                       kh[i - 1], ip[i], e[i - 1]);
+      }
+    } else {
+      const int i = pc.a, d = down_[i];
+      const double* ci = C + i * st;
+      const double* ex = ext + i * smb;
+      double* yi = y + i * smb;
+      double* c0i = c0 + i * smb;
+      for (int m = 0; m < mb; ++m) {
+        const double c = ci[m];
+        c0i[m] = c;
+        yi[m] = a0[i] * c + srcl[i] + ex[m];
+        if (kCheck) omax[m] = std::max(omax[m], c);
+      }
+      if (d >= 0) {
+        const double* cd = C + d * st;
+        for (int m = 0; m < mb; ++m) yi[m] += kh[i] * (cd[m] - ci[m]);
+      }
+      for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
+        const int j = up_list_[u];
+        const double* cj = C + j * st;
+        for (int m = 0; m < mb; ++m) yi[m] += kh[j] * (cj[m] - ci[m]);
+      }
+      for (int m = 0; m < mb; ++m) yi[m] *= ip[i];
+      for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
+        const int j = up_list_[u];
+        const double* yj = y + j * smb;
+        for (int m = 0; m < mb; ++m) yi[m] -= e[j] * yj[m];
+      }
+    }
+  }
+  if (!dense_ext) {
+    for (size_t q : it.touched) ext[q] = 0.0;
+  }
+  // Back substitution, outlet first, with the budget terms of the trapezoidal means.
+  // One column: the run kernels also list possible extrema, detected with a tolerance no
+  // larger than the check's (CheckCell decides).
+  it.ncand = 0;
+  const double eps_detect = kCheckTolerance * std::max(omax[0], 0.0);
+  double eps8[kLanes], sums8[4 * kLanes];
+  if (kMb == kLanes) {
+    for (int m = 0; m < kLanes; ++m) eps8[m] = kCheckTolerance * std::max(omax[m], 0.0);
+  }
+  double* __restrict dec = P.dec.data();
+  double* __restrict clo = P.clo.data();
+  double* __restrict minC = P.minC.data();
+  double* __restrict maxC = P.maxC.data();
+  for (auto pc = pieces_.rbegin(); pc != pieces_.rend(); ++pc) {
+    if (kMb == 1 && pc->run) {
+      BackSums bs{dec[0], clo[0], minC[0], maxC[0]};
+      it.ncand += BackRun<kCheck>(pc->a, pc->b, C, y, g, c0, cdec, ccl, ic.pm.data(),
+                                  ic.nm.data(), eps_detect, &bs, it.cand.data() + it.ncand);
+      dec[0] = bs.dec;
+      clo[0] = bs.clo;
+      minC[0] = bs.mn;
+      maxC[0] = bs.mx;
+    } else if (kMb == kLanes && pc->run) {
+      for (int m = 0; m < kLanes; ++m) {
+        sums8[m] = dec[m];
+        sums8[kLanes + m] = clo[m];
+        sums8[2 * kLanes + m] = minC[m];
+        sums8[3 * kLanes + m] = maxC[m];
+      }
+      it.ncand += BackRun8<kCheck>(pc->a, pc->b, C, st, y, g, c0, cdec, ccl, ic.pm.data(),
+                                   ic.nm.data(), eps8, sums8, it.cand.data() + it.ncand);
+      for (int m = 0; m < kLanes; ++m) {
+        dec[m] = sums8[m];
+        clo[m] = sums8[kLanes + m];
+        if (kCheck) {
+          minC[m] = sums8[2 * kLanes + m];
+          maxC[m] = sums8[3 * kLanes + m];
+        }
+      }
+    } else if (pc->run) {
+      for (int i = pc->b - 1; i >= pc->a; --i) {
+        BackRow<kCheck>(mb, C + i * st, C + (i + 1) * st, y + i * smb, c0 + i * smb, dec, clo,
+                        minC, maxC, g[i], cdec[i], ccl[i]);
+      }
+    } else if (down_[pc->a] >= 0) {
+      const int i = pc->a;
+      BackRow<kCheck>(mb, C + i * st, C + down_[i] * st, y + i * smb, c0 + i * smb, dec, clo,
+                      minC, maxC, g[i], cdec[i], ccl[i]);
+    } else {
+      const int i = pc->a;
+      const double cdi = cdec[i], cci = ccl[i];
+      const double* yi = y + i * smb;
+      const double* c0i = c0 + i * smb;
+      double* xi = C + i * st;
+      for (int m = 0; m < mb; ++m) {
+        const double x = yi[m];
+        xi[m] = x;
+        const double mean = 0.5 * (x + c0i[m]);
+        dec[m] += cdi * mean;
+        clo[m] += cci * mean;
+        if (kCheck) {
+          minC[m] = std::min(minC[m], x);
+          maxC[m] = std::max(maxC[m], x);
+        }
+      }
+    }
+  }
+  // Storage zone and sorbate: new values, budget, check data.
+  if (ic.storage) {
+    double* __restrict pS = it.pS.data();
+    for (int i : ic.s_cells) {
+      const double q = ic.s_q[i], sd = ic.s_dec[i], sb = ic.s_bgk[i], back = ic.s_back[i];
+      const double* ci = C + i * st;
+      const double* sz = B.Cs + i * st;
+      double* ps = pS + i * smb;
+      for (int m = 0; m < mb; ++m) {
+        const double s1 = ps[m] + q * ci[m];
+        ps[m] = s1;
+        const double smean = 0.5 * (sz[m] + s1);
+        P.sdec[m] += sd * smean;
+        P.sbg[m] += sb * (back - smean);
+        if (kCheck) {
+          P.minS[m] = std::min(P.minS[m], s1);
+          P.srcmax[m] = std::max(P.srcmax[m], sz[m]);
+        }
+      }
+    }
+  }
+  if (ic.sorb) {
+    double* __restrict pB = it.pB.data();
+    for (int i : ic.b_cells) {
+      const double q = ic.b_q[i], kd = ic.b_kd[i];
+      const double* ci = C + i * st;
+      const double* sb = B.Cb + i * st;
+      double* pb = pB + i * smb;
+      for (int m = 0; m < mb; ++m) {
+        const double b1 = pb[m] + q * ci[m];
+        pb[m] = b1;
+        if (kCheck) {
+          P.minS[m] = std::min(P.minS[m], b1);
+          if (kd > 0) P.srcmax[m] = std::max(P.srcmax[m], sb[m] / kd);
+        }
+      }
+    }
+  }
+  // Dispersive flux through Dirichlet faces.
+  for (size_t k = 0; k < kb_cells_.size(); ++k) {
+    const int i = kb_cells_[k];
+    const double kb = h_.Kb[i];
+    for (int m = 0; m < mb; ++m) {
+      const double v = it.kbv[k * smb + m];
+      const double mean = 0.5 * (C[i * st + m] + c0[i * smb + m]);
+      P.bnd[m] += tau * kb * (v - mean);
+      if (kCheck) P.srcmax[m] = std::max(P.srcmax[m], v);
+    }
+  }
+}
+
+// The a-posteriori check of a full Crank-Nicolson step, per column (it.ok[m]): no
+// negative value (channel, storage, sorbate), nothing above the largest value of the
+// step's data (plus what loads can add), and every new strict local extremum either sits
+// where the data had one (and stays within the neighbourhood's bounds) or at a cell whose
+// sources can make one (and stays within their bounds). docs/methods.md explains why this
+// rejects exactly the Crank-Nicolson oscillations.
+template <int kMb>
+bool Engine::CheckFast(const ImpCoef& ic, Item& it, const Block& B,
+                       std::vector<double>& eps_v) const {
+  const int mb = kMb > 0 ? kMb : B.mb;
+  const std::ptrdiff_t st = kMb == 1 ? 1 : static_cast<std::ptrdiff_t>(B.stride);
+  const Partials& P = it.P;
+  char* ok = it.ok.data();
+  double* eps = eps_v.data();
+  bool any_ok = false;
+  for (int m = 0; m < mb; ++m) {
+    double allow = 0.0;
+    for (const LoadEntry& l : it.loads) {
+      if (l.column == m) allow = std::max(allow, l.allow);
+    }
+    const double gmax = std::max({P.omax[m], P.srcmax[m], ic.static_max, 0.0}) + allow;
+    eps[m] = kCheckTolerance * gmax;
+    ok[m] = P.minC[m] >= 0.0 && P.minS[m] >= 0.0 && P.maxC[m] <= gmax + eps[m];
+    any_ok = any_ok || ok[m];
+  }
+  if (!any_ok) return false;
+  const double* __restrict C = B.C;
+  const double* __restrict pm = ic.pm.data();
+  const double* __restrict nm = ic.nm.data();
+  if (kMb == 1 || kMb == kLanes) {
+    // Run cells: the candidates listed by the back substitution; other cells: all.
+    for (int k = 0; k < it.ncand; ++k) {
+      for (int m = 0; m < mb; ++m) {
+        if (ok[m] && !CheckCell(ic, it, B, it.cand[k], m, eps[m])) ok[m] = 0;
+      }
+    }
+    for (const Piece& pc : pieces_) {
+      if (pc.run) continue;
+      for (int m = 0; m < mb; ++m) {
+        if (ok[m] && !CheckCell(ic, it, B, pc.a, m, eps[m])) ok[m] = 0;
+      }
+    }
+    for (int m = 0; m < mb; ++m) {
+      if (!ok[m]) return false;
+    }
+    return true;
+  }
+  for (const Piece& pc : pieces_) {
+    if (pc.run) {
+      for (int i = pc.a; i < pc.b; ++i) {
+        if (!ExtremumRow(mb, C + (i - 1) * st, C + i * st, C + (i + 1) * st, eps, pm[i], nm[i])) {
+          continue;
+        }
+        for (int m = 0; m < mb; ++m) {
+          if (ok[m] && !CheckCell(ic, it, B, i, m, eps[m])) ok[m] = 0;
+        }
+      }
+    } else {
+      for (int m = 0; m < mb; ++m) {
+        if (ok[m] && !CheckCell(ic, it, B, pc.a, m, eps[m])) ok[m] = 0;
+      }
+    }
+  }
+  for (int m = 0; m < mb; ++m) {
+    if (!ok[m]) return false;
+  }
+  return true;
+}
+
+bool Engine::CheckCell(const ImpCoef& ic, const Item& it, const Block& B, int i, int m,
+                       double eps) const {
+  const Hydraulics& h = h_;
+  if (h.V[i] <= 0) return true;
+  const size_t smb = static_cast<size_t>(B.mb), st = B.stride;
+  auto X = [&](int j) { return B.C[j * st + m]; };
+  auto X0 = [&](int j) { return it.c0[j * smb + m]; };
+  // Neighbours through dispersive faces; a Dirichlet face is a neighbour with the
+  // boundary value (old and new alike).
+  auto for_nbrs = [&](int k, auto&& fn) {
+    const int d = down_[k];
+    if (d >= 0 && h.K[k] > 0) fn(d);
+    for (int u = up_start_[k]; u < up_start_[k + 1]; ++u) {
+      const int j = up_list_[u];
+      if (h.K[j] > 0) fn(j);
+    }
+  };
+  auto ghost = [&](int k, double* v) {
+    const int q = kb_index_[k];
+    if (q < 0) return false;
+    *v = it.kbv[q * smb + m];
+    return true;
+  };
+  const double x = X(i);
+  double hiN = -kInf, loN = kInf, gv = 0.0;
+  for_nbrs(i, [&](int j) {
+    hiN = std::max(hiN, X(j));
+    loN = std::min(loN, X(j));
+  });
+  const bool has_ghost = ghost(i, &gv);
+  if (has_ghost) {
+    hiN = std::max(hiN, gv);
+    loN = std::min(loN, gv);
+  }
+  const bool is_max = x > hiN + eps, is_min = x < loN - eps;
+  if (!is_max && !is_min) return true;
+  // Bounds from the data of the step around the cell.
+  double hi = X0(i), lo = X0(i);
+  for_nbrs(i, [&](int j) {
+    hi = std::max(hi, X0(j));
+    lo = std::min(lo, X0(j));
+  });
+  if (has_ghost) {
+    hi = std::max(hi, gv);
+    lo = std::min(lo, gv);
+  }
+  // Values that sources pull the cell towards: lateral inflow, storage background, the
+  // storage zone, the sorbate's equilibrium concentration.
+  double smax = ic.hi_s[i], smin = ic.lo_s[i];
+  if (p_.segments[i].exchange_per_s > 0 && ic.storage) {
+    const double cs = B.Cs[i * st + m];
+    smax = std::max(smax, cs);
+    smin = std::min(smin, cs);
+  }
+  if (ic.sorb && ic.b_kd[i] > 0 && ic.b_q[i] > 0) {
+    const double ceq = B.Cb[i * st + m] / ic.b_kd[i];
+    smax = std::max(smax, ceq);
+    smin = std::min(smin, ceq);
+  }
+  hi = std::max(hi, smax);
+  lo = std::min(lo, smin);
+  double allow = 0.0;
+  for (const LoadEntry& l : it.loads) {
+    if (l.cell == i && l.column == m) allow += l.allow;
+  }
+  if (is_max && x > hi + allow + eps) return false;
+  if (is_min && x < lo * ic.theta[i] - eps) return false;
+  // A source can make the extremum: a load, a value beyond the neighbours' (maxima above,
+  // minima below), or decay slower / faster than at a neighbour.
+  if (is_max && (allow > 0 || smax > hiN + eps || ic.decay_max[i])) return true;
+  if (is_min && (smin < loN - eps || ic.decay_min[i])) return true;
+  // Otherwise the data must have had a (weak) extremum of the same kind at this cell:
+  // in one dimension a positive step is variation diminishing (it creates no extremum),
+  // and dispersion does not move one. An oscillation puts extrema on the flanks of a
+  // front, where the data were monotone.
+  auto weak = [&](int k) {
+    const double v = X0(k);
+    bool mx = true, mn = true;
+    for_nbrs(k, [&](int j) {
+      mx = mx && v >= X0(j) - eps;
+      mn = mn && v <= X0(j) + eps;
+    });
+    double gk;
+    if (ghost(k, &gk)) {
+      mx = mx && v >= gk - eps;
+      mn = mn && v <= gk + eps;
+    }
+    return is_max ? mx : mn;
+  };
+  return weak(i);
+}
+
+// Books the budget of the columns with ok[m] (all if ok is null) and stores their new
+// storage-zone and sorbate values.
+void Engine::Commit(const ImpCoef& ic, Item& it, const Block& B, const char* ok) {
+  const int mb = B.mb;
+  const size_t smb = static_cast<size_t>(mb), st = B.stride;
+  const Partials& P = it.P;
+  Budget& b = it.budget;
+  for (int m = 0; m < mb; ++m) {
+    if (ok && !ok[m]) continue;
+    b.decay_main += P.dec[m];
+    b.closure += P.clo[m];
+    b.boundary += P.bnd[m];
+    b.load += P.load[m];
+    b.lateral += ic.tau * ic.lat_sum;
+    b.decay_storage += P.sdec[m];
+    b.background += P.sbg[m];
+  }
+  for (int i : ic.s_cells) {
+    for (int m = 0; m < mb; ++m) {
+      if (!ok || ok[m]) B.Cs[i * st + m] = it.pS[i * smb + m];
+    }
+  }
+  for (int i : ic.b_cells) {
+    for (int m = 0; m < mb; ++m) {
+      if (!ok || ok[m]) B.Cb[i * st + m] = it.pB[i * smb + m];
+    }
+  }
+}
+
+void Engine::SolveAndCommit(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1) {
+  if (B.mb == 1 && B.stride == 1) {
+    SolveImplicit<1, false>(ic, it, B, t0, t1);
+  } else if (B.mb == kLanes) {
+    SolveImplicit<kLanes, false>(ic, it, B, t0, t1);
+  } else {
+    SolveImplicit<0, false>(ic, it, B, t0, t1);
+  }
+  Commit(ic, it, B, nullptr);
+}
+
+// The implicit operator over one step [ta, tb] on a block of columns. Positive by one of:
+// the step is within the positivity bound (one solve); adaptive (default): a full
+// Crank-Nicolson step, checked per member; or always sub-stepping (adaptive_implicit =
+// false). What an adaptive step does with a member that fails the check depends on mode:
+//   kIndependent  redo that member alone with positive sub-steps (its result is that of a
+//                 single run of it);
+//   kCandidate    only record the failure (it.any_fail) and keep the full step: all members
+//                 of the species are redone together in the kFallback phase if any failed.
+void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf, int mode) {
+  const double dt = tb - ta;
+  const bool fast = B.mb == 1 && B.stride == 1;
+  const ImpCoef& full = GetImpCoef(it, dt, tf);
+  const int n = opt_.positive_implicit ? full.substeps : 1;
+  auto substep = [&](const Block& blk) {
+    const ImpCoef& sub = GetImpCoef(it, dt / n, tf);
+    const double tau = sub.tau;
+    for (int k = 0; k < n; ++k) SolveAndCommit(sub, it, blk, ta + k * tau, ta + (k + 1) * tau);
+    it.used_substeps = std::max(it.used_substeps, n);
+  };
+  if (mode == kFallback) {
+    if (n > 1) {
+      substep(B);
+      it.fallbacks += B.mb;
+    }
+    return;
+  }
+  if (n == 1) {
+    SolveAndCommit(full, it, B, ta, tb);
+    it.used_substeps = std::max(it.used_substeps, 1);
+    return;
+  }
+  if (!opt_.adaptive_implicit) {
+    substep(B);
+    return;
+  }
+  bool all_ok;
+  if (fast) {
+    SolveImplicit<1, true>(full, it, B, ta, tb);
+    all_ok = CheckFast<1>(full, it, B, it.eps);
+  } else if (B.mb == kLanes) {
+    SolveImplicit<kLanes, true>(full, it, B, ta, tb);
+    all_ok = CheckFast<kLanes>(full, it, B, it.eps);
+  } else {
+    SolveImplicit<0, true>(full, it, B, ta, tb);
+    all_ok = CheckFast<0>(full, it, B, it.eps);
+  }
+  it.checked += B.mb;
+  it.used_substeps = std::max(it.used_substeps, 1);
+  if (mode == kCandidate) {
+    Commit(full, it, B, nullptr);
+    it.any_fail = it.any_fail || !all_ok;
+    return;
+  }
+  Commit(full, it, B, it.ok.data());
+  if (all_ok) return;
+  // Members that failed: restore their state and redo the step by bisection (Bisect) on a
+  // contiguous copy of just them (so a member's result never depends on the others); a
+  // group of them shares the 8-lane kernels, padded with inactive copies.
+  const size_t smb = static_cast<size_t>(B.mb), st = B.stride;
+  std::vector<int>& cols = it.fail_cols;
+  cols.clear();
+  for (int m = 0; m < B.mb; ++m) {
+    if (!it.ok[m]) cols.push_back(m);
+  }
+  for (int i = 0; i < N_; ++i) {
+    for (int m : cols) B.C[i * st + m] = it.c0[i * smb + m];
+  }
+  const int nf = static_cast<int>(cols.size());
+  it.fallbacks += nf;
+  const int width = nf == 1 ? 1 : kLanes;
+  const size_t gn = static_cast<size_t>(N_) * width;
+  it.gC.resize(gn);
+  it.gCs.resize(gn);
+  it.gCb.resize(gn);
+  it.gmembers.resize(width);
+  char active[kLanes];
+  int src[kLanes];
+  for (int q = 0; q < width; ++q) {
+    src[q] = cols[std::min(q, nf - 1)];
+    active[q] = q < nf;
+    it.gmembers[q] = B.member[src[q]];
+  }
+  for (int i = 0; i < N_; ++i) {
+    for (int q = 0; q < width; ++q) {
+      const size_t g = static_cast<size_t>(i) * width + q, b = i * st + src[q];
+      it.gC[g] = B.C[b];
+      it.gCs[g] = B.Cs[b];
+      it.gCb[g] = B.Cb[b];
+    }
+  }
+  Block G;
+  G.C = it.gC.data();
+  G.Cs = it.gCs.data();
+  G.Cb = it.gCb.data();
+  G.stride = width;
+  G.mb = width;
+  G.member = it.gmembers.data();
+  int used = 0;
+  Bisect(it, G, active, ta, 0.5 * dt, tf, &used);
+  Bisect(it, G, active, ta + 0.5 * dt, 0.5 * dt, tf, &used);
+  it.used_substeps = std::max(it.used_substeps, used);
+  for (int i = 0; i < N_; ++i) {
+    for (int q = 0; q < nf; ++q) {
+      const size_t g = static_cast<size_t>(i) * width + q, b = i * st + cols[q];
+      B.C[b] = it.gC[g];
+      B.Cs[b] = it.gCs[g];
+      B.Cb[b] = it.gCb[g];
+    }
+  }
+}
+
+// Advances the active columns of a contiguous block G (one column, or kLanes) over
+// [ta, ta + tau] by a checked full Crank-Nicolson step; the columns that fail the check go
+// on with two halves, each treated the same way. Inactive columns keep their values.
+// Terminates: a step within the positivity bound is taken unchecked. Every step taken is
+// thus either checked or provably positive; used counts the steps of the deepest column.
+void Engine::Bisect(Item& it, const Block& G, const char* active, double ta, double tau,
+                    double tf, int* used) {
+  const ImpCoef& c = GetImpCoef(it, tau, tf);
+  const int mb = G.mb;
+  const size_t smb = static_cast<size_t>(mb);
+  char ok[kLanes] = {}, fail[kLanes] = {};
+  bool any_fail = false;
+  if (c.substeps == 1) {
+    if (mb == 1) {
+      SolveImplicit<1, false>(c, it, G, ta, ta + tau);
+    } else {
+      SolveImplicit<kLanes, false>(c, it, G, ta, ta + tau);
+    }
+    for (int m = 0; m < mb; ++m) ok[m] = active[m];
+  } else {
+    bool all;
+    if (mb == 1) {
+      SolveImplicit<1, true>(c, it, G, ta, ta + tau);
+      all = CheckFast<1>(c, it, G, it.eps);
+    } else {
+      SolveImplicit<kLanes, true>(c, it, G, ta, ta + tau);
+      all = CheckFast<kLanes>(c, it, G, it.eps);
+    }
+    (void)all;
+    for (int m = 0; m < mb; ++m) {
+      ok[m] = active[m] && it.ok[m];
+      fail[m] = active[m] && !it.ok[m];
+      any_fail = any_fail || fail[m];
+      it.checked += active[m];
+    }
+  }
+  Commit(c, it, G, ok);
+  bool all_ok = true;
+  for (int m = 0; m < mb; ++m) all_ok = all_ok && ok[m];
+  if (!all_ok) {
+    for (int i = 0; i < N_; ++i) {
+      for (int m = 0; m < mb; ++m) {
+        if (!ok[m]) G.C[i * smb + m] = it.c0[i * smb + m];
+      }
+    }
+  }
+  if (!any_fail) {
+    ++*used;
+    return;
+  }
+  int u1 = 0, u2 = 0;
+  Bisect(it, G, fail, ta, 0.5 * tau, tf, &u1);
+  Bisect(it, G, fail, ta + 0.5 * tau, 0.5 * tau, tf, &u2);
+  *used += std::max(1, u1 + u2);
+}
+
+// One step (or the phases of it that `phases` names) for one work item. Chunks of kLanes
+// members go through the phases one after the other, so that a chunk's data stay in cache.
+void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phases) {
+  const double t_mid = t + 0.5 * dt, t_end = t + dt;
+  const double tau_a = 0.5 * dt / na;
+  if (it.adv.tau != tau_a || it.adv.hver != hver_ || !opt_.reuse_factorizations) {
+    BuildAdvCoef(&it.adv, tau_a);
+  }
+  const Block all = MainBlock(it);
+  const size_t n_all = static_cast<size_t>(N_) * all.mb;
+  auto chunk = [&](int c) {
+    Block B = all;
+    B.C += c;
+    B.Cs += c;
+    B.Cb += c;
+    B.member += c;
+    B.mb = std::min(kLanes, all.mb - c);
+    return B;
+  };
+  if (phases & kPhaseJoint) {
+    // All members of the species (the item holds them all) together: the advection, then
+    // what a joint fallback needs to restore (state and budget), the checked full steps;
+    // if any member failed, everything is restored and redone with positive sub-steps.
+    if (phases & kPhaseAdvect1) {
+      for (int c = 0; c < all.mb; c += kLanes) AdvectHalf(it, chunk(c), t, na);
+    }
+    it.any_fail = false;
+    it.budget_before = it.budget;
+    it.bC.assign(all.C, all.C + n_all);
+    it.bCs.assign(all.Cs, all.Cs + n_all);
+    it.bCb.assign(all.Cb, all.Cb + n_all);
+    for (int c = 0; c < all.mb; c += kLanes) Implicit(it, chunk(c), t, t_end, tf, kCandidate);
+    if (it.any_fail) {
+      std::copy(it.bC.begin(), it.bC.end(), all.C);
+      std::copy(it.bCs.begin(), it.bCs.end(), all.Cs);
+      std::copy(it.bCb.begin(), it.bCb.end(), all.Cb);
+      it.budget = it.budget_before;
+      for (int c = 0; c < all.mb; c += kLanes) Implicit(it, chunk(c), t, t_end, tf, kFallback);
+    }
+    if (phases & kPhaseAdvect2) {
+      for (int c = 0; c < all.mb; c += kLanes) AdvectHalf(it, chunk(c), t_mid, na);
+    }
+    return;
+  }
+  for (int c = 0; c < all.mb; c += kLanes) {
+    const Block B = chunk(c);
+    if (phases & kPhaseAdvect1) AdvectHalf(it, B, t, na);
+    if (phases & kPhaseImplicit) Implicit(it, B, t, t_end, tf, kIndependent);
+    if (phases & kPhaseAdvect2) AdvectHalf(it, B, t_mid, na);
+  }
+}
+
 TransportResult Engine::Run() {
   auto wall0 = std::chrono::steady_clock::now();
+  FlushSubnormals flush;
   Validate();
   BuildTopology();
   TransportResult r;
@@ -988,9 +2341,26 @@ TransportResult Engine::Run() {
   r.station_sorbed_g_kg.assign(nst, 0.0);
   budget_.assign(S_, Budget{});
 
-  Hydraulics h;
-  ComputeHydraulics(FlowAt(p_.start_time_s), &h);
-  Initialize(h);
+  // Work items: (species, block of members). Members are split only as far as threads
+  // need; each block keeps the member-inner layout contiguous for vectorization.
+  int threads = 1;
+#ifdef _OPENMP
+  threads = opt_.num_threads > 0 ? opt_.num_threads : omp_get_max_threads();
+#endif
+  // How members are advanced when the adaptive check fails for some of them: independently
+  // (each member = its own single run), or all members of the species together (the same
+  // linear operator for all of them, so that member sums add up). Together, a species'
+  // members stay in one work item: threads then work on different species only.
+  const bool together = opt_.positive_implicit && opt_.adaptive_implicit &&
+                        !opt_.independent_members && M_ > 1;
+  int blocks = 1;
+  if (S_ < threads && !opt_.steady_state && !together) {
+    blocks = std::min(M_, (threads + S_ - 1) / S_);
+  }
+  SetBlocks(blocks);
+  ComputeHydraulics(FlowAt(p_.start_time_s), &h_);
+  OnHydraulics();
+  Initialize(h_);
   if (opt_.steady_state) {
     SolveSteady(&r);
     r.summary.wall_time_s =
@@ -998,84 +2368,173 @@ TransportResult Engine::Run() {
     return r;
   }
   std::vector<double> initial_mass(S_);
-  for (int s = 0; s < S_; ++s) initial_mass[s] = Mass(s, h.V);
+  for (int s = 0; s < S_; ++s) initial_mass[s] = Mass(s, h_.V);
 
-  // Work items: (species, block of members). Members are split only as far as threads
-  // need; each block keeps the member-inner layout contiguous for vectorization.
-  int threads = 1;
-#ifdef _OPENMP
-  threads = opt_.num_threads > 0 ? opt_.num_threads : omp_get_max_threads();
-#endif
-  int blocks = 1;
-  if (S_ < threads) blocks = std::min(M_, (threads + S_ - 1) / S_);
-  std::vector<std::pair<int, int>> ranges;
-  for (int b = 0; b < blocks; ++b) ranges.push_back({M_ * b / blocks, M_ * (b + 1) / blocks});
-  int items = S_ * blocks;
-  std::vector<Budget> item_budget(items);
+  const int n_items = S_ * blocks;
+  std::vector<Item> items(n_items);
+  for (int k = 0; k < n_items; ++k) {
+    const int b = k % blocks;
+    InitItem(items[k], k / blocks, M_ * b / blocks, M_ * (b + 1) / blocks);
+  }
 
   TransportSummary& sum = r.summary;
+  // The steps, shortened to land on the output times, and how many outputs are due after
+  // each.
+  struct StepInfo {
+    double t, dt;
+    int outputs_after;
+    int na;  // advection sub-steps per half step (steady flow: known in advance)
+  };
+  std::vector<StepInfo> steps;
   size_t next_out = 0;
-  double t = p_.start_time_s;
-  while (next_out < outputs.size() && outputs[next_out] <= t + 1e-9 * std::max(1.0, p_.time_step_s)) {
-    Record(static_cast<int>(next_out++), &r);
-  }
-  std::vector<double> v_prev = h.V;
-  const double tol = 1e-9 * p_.time_step_s;
-  while (t < p_.end_time_s - tol) {
-    double dt = std::min(p_.time_step_s, p_.end_time_s - t);
-    if (next_out < outputs.size()) dt = std::min(dt, outputs[next_out] - t);
-    double t_mid = t + 0.5 * dt, t_end = t + dt;
-    ComputeHydraulics(FlowAt(t_mid), &h);
-    Rebase(v_prev, h.V, &budget_);
-    v_prev = h.V;
-    for (int i = 0; i < N_; ++i) {
-      if (h.V[i] > 0) {
-        sum.max_courant_requested = std::max(sum.max_courant_requested,
-                                             std::max(h.Q[i], h.Qin[i]) * dt / h.V[i]);
-      }
-    }
-    int na = AdvectionSubsteps(h, 0.5 * dt);
-    int ni = ImplicitSubsteps(h, dt, t_mid);
-    sum.advection_substeps += 2LL * na;
-    sum.max_advection_substeps = std::max(sum.max_advection_substeps, na);
-    sum.implicit_substeps += ni;
-    sum.max_implicit_substeps = std::max(sum.max_implicit_substeps, ni);
-    std::vector<double> tf(S_);
-    for (int s = 0; s < S_; ++s) tf[s] = TemperatureFactor(s, t_mid);
-    for (auto& b : item_budget) b = Budget{};
-    auto run_items = [&](int phase) {
-#pragma omp parallel for schedule(static) num_threads(threads) if (items > 1)
-      for (int it = 0; it < items; ++it) {
-        int s = it / blocks;
-        auto [m0, m1] = ranges[it % blocks];
-        if (m1 <= m0) continue;
-        Budget* b = &item_budget[it];
-        if (phase == 0 || phase == 1) AdvectHalf(h, s, m0, m1, t, t_mid, na, b);
-        if (phase == 0 || phase == 2) Implicit(h, s, m0, m1, t, t_end, ni, tf[s], b);
-        if (phase == 0 || phase == 3) AdvectHalf(h, s, m0, m1, t_mid, t_end, na, b);
-      }
-    };
-    // Strang splitting: A(dt/2) [R(dt/2)] I(dt) [R(dt/2)] A(dt/2).
-    if (!has_reactions_) {
-      run_items(0);
-    } else {
-      run_items(1);
-      React(h, 0.5 * dt, t_mid, &budget_);
-      run_items(2);
-      React(h, 0.5 * dt, t_mid, &budget_);
-      run_items(3);
-    }
-    for (int it = 0; it < items; ++it) budget_[it / blocks].Add(item_budget[it]);
-    t = t_end;
-    sum.num_steps++;
-    for (double c : {C_[0]}) {
-      if (!std::isfinite(c)) throw SolverError("transport: non-finite concentration");
-    }
-    while (next_out < outputs.size() && outputs[next_out] <= t + tol) {
+  const bool steady_flow = p_.flow.states.size() == 1;
+  const bool fixed_hydraulics = steady_flow && opt_.reuse_factorizations;
+  {
+    double t = p_.start_time_s;
+    while (next_out < outputs.size() &&
+           outputs[next_out] <= t + 1e-9 * std::max(1.0, p_.time_step_s)) {
       Record(static_cast<int>(next_out++), &r);
     }
+    const double tol = 1e-9 * p_.time_step_s;
+    double last_dt = -1.0;
+    int na = 1;
+    while (t < p_.end_time_s - tol) {
+      double dt = std::min(p_.time_step_s, p_.end_time_s - t);
+      if (next_out < outputs.size()) dt = std::min(dt, outputs[next_out] - t);
+      const double t_end = t + dt;
+      size_t after = next_out;
+      while (after < outputs.size() && outputs[after] <= t_end + tol) ++after;
+      if (fixed_hydraulics && dt != last_dt) {
+        for (int i = 0; i < N_; ++i) {
+          if (h_.V[i] > 0) {
+            sum.max_courant_requested = std::max(sum.max_courant_requested,
+                                                 std::max(h_.Q[i], h_.Qin[i]) * dt / h_.V[i]);
+          }
+        }
+        na = AdvectionSubsteps(h_, 0.5 * dt);
+        last_dt = dt;
+      }
+      steps.push_back({t, dt, static_cast<int>(after), na});
+      next_out = after;
+      t = t_end;
+    }
   }
+  // Outputs recorded before the first step.
+  int recorded = 0;
+  while (recorded < r.num_times &&
+         outputs[recorded] <= p_.start_time_s + 1e-9 * std::max(1.0, p_.time_step_s)) {
+    ++recorded;
+  }
+  // Work items never interact while no reaction couples the species and the hydraulics are
+  // fixed: each then runs all its steps without waiting for the others (no barrier per
+  // step).
+  const bool free_running = !has_reactions_ && fixed_hydraulics;
+  const int implicit_phase = together ? kPhaseJoint : kPhaseImplicit;
+  std::exception_ptr error;
+  auto keep_error = [&]() {
+#pragma omp critical(qingshui_transport_error)
+    if (!error) error = std::current_exception();
+  };
+  const double t_end_run = steps.empty() ? p_.start_time_s : steps.back().t + steps.back().dt;
+  std::vector<double> v_prev = h_.V;
+  if (free_running) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (n_items > 1)
+    for (int k = 0; k < n_items; ++k) {
+      Item& it = items[k];
+      if (it.m1 <= it.m0) continue;
+      FlushSubnormals flush_in_thread;
+      try {
+        it.step_used.assign(steps.size(), 0);
+        int rec = recorded;
+        for (size_t q = 0; q < steps.size(); ++q) {
+          const StepInfo& st = steps[q];
+          it.used_substeps = 0;
+          StepItem(it, st.t, st.dt, st.na, TemperatureFactor(it.s, st.t + 0.5 * st.dt),
+                   kPhaseAdvect1 | implicit_phase | kPhaseAdvect2);
+          it.step_used[q] = it.used_substeps;
+          if (!std::isfinite(C_[Idx(it.s, 0, it.m0)])) {
+            throw SolverError("transport: non-finite concentration");
+          }
+          for (; rec < st.outputs_after; ++rec) RecordRange(it.s, it.m0, it.m1, rec, &r);
+        }
+      } catch (...) {
+        keep_error();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    for (size_t q = 0; q < steps.size(); ++q) {
+      int used = 0;
+      for (const Item& it : items) {
+        if (!it.step_used.empty()) used = std::max(used, it.step_used[q]);
+      }
+      sum.implicit_substeps += used;
+      sum.max_implicit_substeps = std::max(sum.max_implicit_substeps, used);
+    }
+  } else {
+    std::vector<double> tf(S_);
+    for (StepInfo& st : steps) {
+      const double t = st.t, dt = st.dt, t_mid = t + 0.5 * dt;
+      int& na = st.na;
+      if (!fixed_hydraulics) {
+        ComputeHydraulics(FlowAt(t_mid), &h_);
+        OnHydraulics();
+        Rebase(v_prev, h_.V, &budget_);
+        v_prev = h_.V;
+        for (int i = 0; i < N_; ++i) {
+          if (h_.V[i] > 0) {
+            sum.max_courant_requested = std::max(sum.max_courant_requested,
+                                                 std::max(h_.Q[i], h_.Qin[i]) * dt / h_.V[i]);
+          }
+        }
+        na = AdvectionSubsteps(h_, 0.5 * dt);
+      }
+      for (int s = 0; s < S_; ++s) tf[s] = TemperatureFactor(s, t_mid);
+      for (Item& it : items) it.used_substeps = 0;
+      auto run_items = [&](int phases) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (n_items > 1)
+        for (int k = 0; k < n_items; ++k) {
+          Item& it = items[k];
+          if (it.m1 <= it.m0) continue;
+          FlushSubnormals flush_in_thread;
+          try {
+            StepItem(it, t, dt, na, tf[it.s], phases);
+          } catch (...) {
+            keep_error();
+          }
+        }
+        if (error) std::rethrow_exception(error);
+      };
+      // Strang splitting: A(dt/2) [R(dt/2)] I(dt) [R(dt/2)] A(dt/2).
+      if (!has_reactions_) {
+        run_items(kPhaseAdvect1 | implicit_phase | kPhaseAdvect2);
+      } else {
+        run_items(kPhaseAdvect1);
+        React(h_, 0.5 * dt, t_mid, &budget_);
+        run_items(implicit_phase);
+        React(h_, 0.5 * dt, t_mid, &budget_);
+        run_items(kPhaseAdvect2);
+      }
+      int used = 0;
+      for (const Item& it : items) used = std::max(used, it.used_substeps);
+      sum.implicit_substeps += used;
+      sum.max_implicit_substeps = std::max(sum.max_implicit_substeps, used);
+      if (!std::isfinite(C_[0])) throw SolverError("transport: non-finite concentration");
+      for (; recorded < st.outputs_after; ++recorded) Record(recorded, &r);
+    }
+  }
+  for (const StepInfo& st : steps) {
+    sum.advection_substeps += 2LL * st.na;
+    sum.max_advection_substeps = std::max(sum.max_advection_substeps, st.na);
+  }
+  sum.num_steps = static_cast<int>(steps.size());
+  const double t = t_end_run;
+  next_out = steps.empty() ? next_out : static_cast<size_t>(steps.back().outputs_after);
   while (next_out < outputs.size()) Record(static_cast<int>(next_out++), &r);
+  for (const Item& it : items) {
+    budget_[it.s].Add(it.budget);
+    sum.implicit_checked_steps += it.checked;
+    sum.implicit_fallbacks += it.fallbacks;
+  }
   Hydraulics h_end;
   ComputeHydraulics(FlowAt(t), &h_end);
   Rebase(v_prev, h_end.V, &budget_);

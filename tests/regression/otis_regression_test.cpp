@@ -193,22 +193,20 @@ TEST(OtisRegressionTest, UnsupportedFeatureNamesFileAndLine) {
   EXPECT_NE(output.find("params.inp:20: DSBOUND"), std::string::npos) << output;
 }
 
-// OTIS-P decks (app5, app6) name the observations, STARPAC files and parameter outputs in
-// control.inp before the solute file; run as OTIS decks they would write over data.inp.
-TEST(OtisRegressionTest, OtisPControlFileIsRefused) {
-  for (const char* app : {"app5", "app6"}) {
-    for (const char* scheme : {"qingshui", "otis"}) {
-      std::string out_dir = testing::TempDir("otis-p");
-      std::string output;
-      int rc = testing::RunCommand(testing::CliPath() + " otis " + Deck(app) + " --out-dir " +
-                                       out_dir + " --scheme " + scheme,
-                                   &output);
-      EXPECT_EQ(rc, 2) << app << " " << output;
-      EXPECT_NE(output.find("control.inp:21: 'star.inp': more file names than OTIS reads"),
-                std::string::npos)
-          << output;
-    }
+// A control file with more names than OTIS reads that is not an OTIS-P control file
+// either (OTIS-P decks, app5 and app6, are estimations: otisp_regression_test.cpp).
+TEST(OtisRegressionTest, ExtraControlFileNamesAreRefused) {
+  const std::string dir = testing::TempDir("otis-extra");
+  for (const char* f : {"params.inp", "q.inp"}) {
+    std::ofstream(dir + "/" + f) << ReadFile(Deck("app3") + "/" + f);
   }
+  std::ofstream(dir + "/control.inp") << "params.inp\nq.inp\nsolute.out\nextra.out\n";
+  std::string output;
+  int rc = testing::RunCommand(testing::CliPath() + " otis " + dir + " --out-dir " + dir, &output);
+  EXPECT_EQ(rc, 2) << output;
+  EXPECT_NE(output.find("control.inp:4: 'extra.out': more file names than OTIS reads"),
+            std::string::npos)
+      << output;
 }
 
 // ---------------------------------------------------------------------------------------

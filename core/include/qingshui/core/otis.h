@@ -9,6 +9,7 @@
 // naming the file and line.
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,39 @@ struct OtisReach {
 struct OtisFlowSet {  // one time of an unsteady flow file, values at the flow locations
   std::vector<double> lateral_inflow_m2s, flow_m3s, area_m2;
   std::vector<std::vector<double>> lateral_concentration;  // [solute][location]
+};
+
+// OTIS-P's ten parameters, in the order of star.inp and of OTIS-P's PAR vector (Runkel
+// 1998, "OTIS-P"): DISP, AREA, AREA2, ALPHA, LAMBDA, LAMBDA2, RHO, KD, LAMHAT, LAMHAT2.
+constexpr int kOtisNumParameters = 10;
+extern const std::array<const char*, kOtisNumParameters> kOtisParameterNames;
+
+// One observation of an OTIS-P data file: time (h) for a dynamic deck, distance (m) for a
+// steady-state deck (TFINAL = 0), and the observed concentration.
+struct OtisObservation {
+  double where = 0.0;
+  double concentration = 0.0;
+  int line = 0;  // in the data file
+};
+
+// The parameter-estimation part of an OTIS-P deck: control.inp names, after the flow
+// file, the data file, the STARPAC input file, the parameter output file and the STARPAC
+// output file (then the solute and sorption outputs as OTIS).
+struct OtisEstimationInput {
+  std::string data_file, star_file, params_output_file, star_output_file;
+  // data.inp: observations for each reach (possibly none). OTIS-P estimates one parameter
+  // set for each reach with data, together with the reaches without data just above it.
+  std::vector<std::vector<OtisObservation>> observations;  // [reach]
+  // star.inp (STARPAC NLSWC controls).
+  int weight_option = 0;      // IWEIGHT: 0 unit weights, 1 weights 1/PV^2 (not supported)
+  int covariance_option = 1;  // IVAPRX
+  int max_iterations = 100;   // MIT
+  int print_option = 0;       // NPRT
+  double max_first_change = 1.0;            // DELTA
+  double parameter_tolerance = 1e-5;        // STOPP
+  double sum_of_squares_tolerance = 1e-5;   // STOPSS
+  std::array<bool, kOtisNumParameters> fixed{};     // IFIXED != 0
+  std::array<double, kOtisNumParameters> scale{};   // SCALE (0 = STARPAC default)
 };
 
 struct OtisDeck {
@@ -50,6 +84,9 @@ struct OtisDeck {
   std::vector<std::vector<double>> reach_lateral_concentration;  // [reach][solute]
   std::vector<double> flow_locations_m;
   std::vector<OtisFlowSet> flow_sets;
+  // OTIS-P decks only (control.inp names data and STARPAC files).
+  bool has_estimation = false;
+  OtisEstimationInput estimation;
 
   bool SteadyState() const { return final_h == 0.0; }
   int NumSegments() const;
@@ -58,6 +95,12 @@ struct OtisDeck {
 };
 
 // Reads DIR/control.inp and the files it names. Throws ConfigError("file:line: ...").
+// An OTIS-P control file (parameter, flow, data, STARPAC input, parameter output, STARPAC
+// output, then the solute and sorption output files) is recognised by the number of names
+// it holds; its data and STARPAC input files are read into `estimation` and checked as
+// OTIS-P checks them (DATACHK, WEIGHTS2): NSOLUTE = 1, observation times past TSTART +
+// TSTEP, increasing and at least TSTEP apart, distances within the stream, one print
+// location per reach with data (dynamic decks).
 OtisDeck ReadOtisDeck(const std::string& deck_dir);
 
 // The transport problem OTIS would solve for this deck: one segment per OTIS segment,

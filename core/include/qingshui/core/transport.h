@@ -146,9 +146,26 @@ struct TransportOptions {
   // which the limited scheme is provably positive and free of new extrema on any grid,
   // including junctions and cells whose inflow and outflow differ (docs/methods.md).
   double max_courant = 0.75;
-  // Sub-step the implicit (Crank-Nicolson) part so that it is positive and free of
-  // oscillation (docs/methods.md). Turning it off gives plain CN at the user's step.
+  // Keep the implicit (Crank-Nicolson) part positive and free of oscillation
+  // (docs/methods.md). Turning it off gives plain CN at the user's step.
   bool positive_implicit = true;
+  // How positive_implicit is enforced. true (default): take the full Crank-Nicolson step
+  // and check the result (no negative value, no value outside the bounds of the data, no
+  // new extremum that the data do not explain); a member that fails is redone for that
+  // step only, by bisection (halves checked the same way, down to steps that are provably
+  // positive) or, for joint members, with the positive sub-steps (implicit_fallbacks).
+  // false: always sub-step so that every sub-step is provably positive (a priori bound).
+  bool adaptive_implicit = true;
+  // With several members: when the check fails for some members, redo only those (true:
+  // every member's result is exactly that of a single run of it, and members never wait for
+  // each other), or redo the step for all members of the species (false, default: every
+  // member is advanced by the same linear operator, so that members that are parts of a
+  // whole, e.g. source contributions, add up to the whole as the linear equations do).
+  bool independent_members = false;
+  // Keep hydraulic coefficients and the implicit factorizations between steps while the
+  // flow field is steady (one state) and the step and temperature factors are unchanged.
+  // Off = recompute everything every step (same results; for testing and timing).
+  bool reuse_factorizations = true;
   int max_substeps = 1000000;  // per step and per operator; more is a SolverError
   int num_threads = 0;         // 0 = OpenMP default
   // Solve the steady state (time derivatives zero) instead of time stepping; the flow
@@ -188,8 +205,15 @@ struct TransportSummary {
   int num_steps = 0;
   long long advection_substeps = 0;
   int max_advection_substeps = 0;  // in one half step
+  // Implicit sub-steps of the steps taken (1 for an accepted full step; summed over steps,
+  // the largest over species and members within a step).
   long long implicit_substeps = 0;
   int max_implicit_substeps = 0;   // in one step
+  // Adaptive positivity (adaptive_implicit): Crank-Nicolson solves that were checked
+  // (bisected halves included), and member-steps that failed the first check and were redone
+  // (per species and member).
+  long long implicit_checked_steps = 0;
+  long long implicit_fallbacks = 0;
   double max_courant_requested = 0.0;  // Q dt / V at the user's step
   int steady_iterations = 0;
   std::vector<MassBalance> mass_balance;  // per species
