@@ -14,6 +14,7 @@ void BindHydro(py::module_& m);
 void BindTransport(py::module_& m);
 void BindSimulation(py::module_& m);
 void BindCalibration(py::module_& m);  // calibration_bindings.cpp
+void BindForecast(py::module_& m);
 }  // namespace qingshui::python
 
 PYBIND11_MODULE(_qingshui, m) {
@@ -43,4 +44,5 @@ PYBIND11_MODULE(_qingshui, m) {
   qingshui::python::BindTransport(m);
   qingshui::python::BindSimulation(m);
   qingshui::python::BindCalibration(m);
+  qingshui::python::BindForecast(m);
 }

@@ -17,6 +17,7 @@ from .hydro import (
 )
 from .network import Network, default_network_path, load_network
 from . import plot
+from .forecast import forecast_summary, read_forecast, read_observations, run_forecast
 from .calibration import AllocationResult, CalibrationResult, allocate, apportion, calibrate, estimate_otis
 from .scenario import Result, Scenario
 from .transport import run_otis
@@ -37,6 +38,10 @@ __all__ = [
     "apportion",
     "calibrate",
     "estimate_otis",
+    "forecast_summary",
+    "read_forecast",
+    "read_observations",
+    "run_forecast",
     "catchments",
     "default_network_path",
     "dispersion_coefficient",

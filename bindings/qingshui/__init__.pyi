@@ -6,6 +6,12 @@ import pandas as pd
 
 from . import transport as transport
 from .scenario import Result as Result, Scenario as Scenario
+from .forecast import (
+    forecast_summary as forecast_summary,
+    read_forecast as read_forecast,
+    read_observations as read_observations,
+    run_forecast as run_forecast,
+)
 from .calibration import (
     AllocationResult as AllocationResult,
     CalibrationResult as CalibrationResult,
