@@ -12,9 +12,10 @@ namespace qingshui::python {
 void BindNetwork(py::module_& m);
 void BindHydro(py::module_& m);
 void BindTransport(py::module_& m);
+void BindTracing(py::module_& m);
 void BindSimulation(py::module_& m);
-void BindCalibration(py::module_& m);  // calibration_bindings.cpp
 void BindForecast(py::module_& m);
+void BindCalibration(py::module_& m);  // calibration_bindings.cpp
 }  // namespace qingshui::python
 
 PYBIND11_MODULE(_qingshui, m) {
@@ -42,7 +43,8 @@ PYBIND11_MODULE(_qingshui, m) {
   qingshui::python::BindNetwork(m);
   qingshui::python::BindHydro(m);
   qingshui::python::BindTransport(m);
-  qingshui::python::BindSimulation(m);
+  qingshui::python::BindTracing(m);
   qingshui::python::BindCalibration(m);
+  qingshui::python::BindSimulation(m);
   qingshui::python::BindForecast(m);
 }

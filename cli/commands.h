@@ -15,11 +15,13 @@ constexpr int kExitFailure = 1;
 constexpr int kExitInvalidInput = 2;
 
 int RunCheck(const Args& args, std::ostream& out, std::ostream& err);
+int RunCalibrate(const Args& args, std::ostream& out, std::ostream& err);  // calibrate_command.cpp
+int RunAllocate(const Args& args, std::ostream& out, std::ostream& err);   // allocate_command.cpp
 int RunForecast(const Args& args, std::ostream& out, std::ostream& err);
 int RunHydro(const Args& args, std::ostream& out, std::ostream& err);
 int RunOtis(const Args& args, std::ostream& out, std::ostream& err);
-int RunCalibrate(const Args& args, std::ostream& out, std::ostream& err);  // calibrate_command.cpp
-int RunAllocate(const Args& args, std::ostream& out, std::ostream& err);   // allocate_command.cpp
+int RunSimulate(const Args& args, std::ostream& out, std::ostream& err);
+int RunTrace(const Args& args, std::ostream& out, std::ostream& err);
 
 // Path of the built-in Yuncheng network (QINGSHUI_NETWORK overrides it).
 std::string DefaultNetworkPath();

@@ -27,6 +27,10 @@ const std::map<std::string, Entry>& Commands() {
       {"hydro",
        {qingshui::cli::RunHydro, "flow, depth, velocity, dispersion per segment for a day"}},
       {"otis", {qingshui::cli::RunOtis, "run a USGS OTIS input deck, write OTIS-format output"}},
+      {"simulate",
+       {qingshui::cli::RunSimulate, "run a synthetic release scenario, sample the stations"}},
+      {"trace",
+       {qingshui::cli::RunTrace, "rank the sources of an exceedance: when, how much, how sure"}},
   };
   return commands;
 }

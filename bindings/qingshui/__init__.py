@@ -7,6 +7,7 @@
 
 from ._qingshui import ConfigError, DataError, Error, SolverError, __version__, normal_depth
 from . import transport
+from .calibration import AllocationResult, CalibrationResult, allocate, apportion, calibrate, estimate_otis
 from .hydro import (
     RoutedFlow,
     catchments,
@@ -16,15 +17,19 @@ from .hydro import (
     scs_runoff_mm,
 )
 from .network import Network, default_network_path, load_network
-from . import plot
 from .forecast import forecast_summary, read_forecast, read_observations, run_forecast
-from .calibration import AllocationResult, CalibrationResult, allocate, apportion, calibrate, estimate_otis
+from . import plot
 from .scenario import Result, Scenario
+from .tracing import TraceResult, release_history, simulate, trace
 from .transport import run_otis
 
 __all__ = [
     "AllocationResult",
     "CalibrationResult",
+    "allocate",
+    "apportion",
+    "calibrate",
+    "estimate_otis",
     "ConfigError",
     "DataError",
     "Error",
@@ -33,23 +38,23 @@ __all__ = [
     "RoutedFlow",
     "Scenario",
     "SolverError",
+    "TraceResult",
     "__version__",
-    "allocate",
-    "apportion",
-    "calibrate",
-    "estimate_otis",
-    "forecast_summary",
-    "read_forecast",
-    "read_observations",
-    "run_forecast",
     "catchments",
     "default_network_path",
     "dispersion_coefficient",
+    "forecast_summary",
     "hydraulics",
     "load_network",
     "normal_depth",
+    "read_forecast",
+    "read_observations",
+    "release_history",
     "route_days",
+    "run_forecast",
     "run_otis",
     "scs_runoff_mm",
+    "simulate",
+    "trace",
     "transport",
 ]

@@ -1,25 +1,11 @@
 from os import PathLike
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import pandas as pd
 
 from . import transport as transport
 from .scenario import Result as Result, Scenario as Scenario
-from .forecast import (
-    forecast_summary as forecast_summary,
-    read_forecast as read_forecast,
-    read_observations as read_observations,
-    run_forecast as run_forecast,
-)
-from .calibration import (
-    AllocationResult as AllocationResult,
-    CalibrationResult as CalibrationResult,
-    allocate as allocate,
-    apportion as apportion,
-    calibrate as calibrate,
-    estimate_otis as estimate_otis,
-)
 from .transport import OtisRun, run_otis as run_otis
 
 __version__: str
@@ -70,3 +56,52 @@ def scs_runoff_mm(rain_mm: float, curve_number: float, initial_abstraction_ratio
 def dispersion_coefficient(
     formula: str, velocity_ms: float, depth_m: float, width_m: float, shear_velocity_ms: float
 ) -> float: ...
+
+from .forecast import (
+    forecast_summary as forecast_summary,
+    read_forecast as read_forecast,
+    read_observations as read_observations,
+    run_forecast as run_forecast,
+)
+
+from .calibration import (
+    AllocationResult as AllocationResult,
+    CalibrationResult as CalibrationResult,
+    allocate as allocate,
+    apportion as apportion,
+    calibrate as calibrate,
+    estimate_otis as estimate_otis,
+)
+
+from .tracing import TraceResult as TraceResult
+
+def simulate(
+    scenario: Union[Mapping[str, Any], str, PathLike[str]],
+    network: Union[Network, str, PathLike[str], None] = ...,
+    observations_out: Optional[Union[str, PathLike[str]]] = ...,
+) -> pd.DataFrame: ...
+def trace(
+    observations: Union[pd.DataFrame, str, PathLike[str]],
+    network: Union[Network, str, PathLike[str], None] = ...,
+    start: Any = ...,
+    end: Any = ...,
+    max_sources: int = ...,
+    noise: float = ...,
+    species: Optional[Sequence[str]] = ...,
+    unregistered: bool = ...,
+    priors: Optional[Union[str, PathLike[str]]] = ...,
+    date: Optional[str] = ...,
+    threads: int = ...,
+) -> TraceResult: ...
+def release_history(
+    observations: Union[pd.DataFrame, str, PathLike[str]],
+    source: str,
+    network: Union[Network, str, PathLike[str], None] = ...,
+    start: Any = ...,
+    end: Any = ...,
+    bin_h: float = ...,
+    regularization: str = ...,
+    alpha: str = ...,
+    noise: float = ...,
+    date: Optional[str] = ...,
+) -> pd.DataFrame: ...

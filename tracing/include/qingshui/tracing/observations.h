@@ -1,0 +1,55 @@
+// Station observations as the tracer reads them and `qingshui simulate` writes them: a long
+// CSV table `time,station,species,value` with ISO-8601 times (written with the +08:00
+// offset of Asia/Shanghai, which has no daylight saving) and values in mg/L.
+//
+// Times inside are seconds since 1970-01-01T00:00:00Z (UTC), as doubles.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace qingshui::tracing {
+
+// Local time of the networks Qingshui serves (China Standard Time, UTC+8, no DST).
+constexpr double kLocalOffsetS = 8 * 3600.0;
+
+// Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM", "YYYY-MM-DDTHH:MM:SS" (a space may replace the
+// T; fractional seconds allowed), followed by "Z", "+HH:MM", "+HHMM", "+HH" (or "-") or
+// nothing; a time without an offset is local time (+08:00). False if malformed or out of
+// range (month 13, 25:00, Feb 30, ...).
+bool ParseIsoTime(const std::string& text, double* epoch_s);
+// "2024-04-15T04:00:00+08:00" (seconds rounded to the nearest second).
+std::string FormatIsoTime(double epoch_s);
+// Local calendar date "YYYY-MM-DD" of an instant, and 00:00 local of a date (false if the
+// date is malformed).
+std::string LocalDate(double epoch_s);
+bool LocalMidnight(const std::string& date, double* epoch_s);
+
+struct Observation {
+  double time_s = 0.0;  // epoch seconds
+  std::string station;
+  std::string species;
+  double value_mg_l = 0.0;
+  int line = 0;  // line in the file it was read from (0 if not read)
+};
+
+struct ObservationSet {
+  std::string file;  // where it was read from ("" if built in memory)
+  std::vector<Observation> rows;
+};
+
+// Reads the long CSV form. Header `time,station,species,value` (columns in any order, extra
+// columns ignored; a `value_mg_l` column is accepted for `value`); blank lines and lines
+// starting with '#' are skipped; quoted fields allowed. Throws DataError naming the file,
+// line and column for a malformed time, an empty or non-numeric, negative or non-finite
+// value, or a missing column.
+ObservationSet ReadObservationsCsv(const std::string& path);
+ObservationSet ParseObservationsCsv(const std::string& text, const std::string& file_name);
+
+// The same form, times with +08:00, values in the shortest text that reads back exactly.
+std::string FormatObservationsCsv(const std::vector<Observation>& rows);
+// Writes atomically (temporary file in the same directory, then rename). Throws
+// std::runtime_error when the file cannot be written.
+void WriteObservationsCsv(const std::string& path, const std::vector<Observation>& rows);
+
+}  // namespace qingshui::tracing

@@ -1,0 +1,306 @@
+#include "qingshui/tracing/observations.h"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "qingshui/core/error.h"
+
+namespace qingshui::tracing {
+
+namespace {
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "chrono-compatible
+// low-level date algorithms", days_from_civil).
+long long DaysFromCivil(long long y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const long long era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long long>(doe) - 719468;
+}
+
+void CivilFromDays(long long z, int* year, int* month, int* day) {
+  z += 719468;
+  const long long era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const long long y = static_cast<long long>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  *year = static_cast<int>(y + (m <= 2));
+  *month = static_cast<int>(m);
+  *day = static_cast<int>(d);
+}
+
+int DaysInMonth(int y, int m) {
+  static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+  return days[m - 1];
+}
+
+bool Digits(const std::string& s, size_t pos, size_t n, int* value) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *value = v;
+  return true;
+}
+
+std::string Trim(const std::string& s) {
+  size_t a = 0, b = s.size();
+  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
+  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
+  return s.substr(a, b - a);
+}
+
+// One CSV record (RFC 4180 quoting within a line).
+std::vector<std::string> SplitCsv(const std::string& line, bool* ok) {
+  std::vector<std::string> out;
+  std::string field;
+  bool quoted = false;
+  *ok = true;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < line.size() && line[i + 1] == '"') {
+          field += '"';
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.push_back(Trim(field));
+      field.clear();
+    } else {
+      field += c;
+    }
+  }
+  if (quoted) *ok = false;
+  out.push_back(Trim(field));
+  return out;
+}
+
+std::string CsvField(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+}  // namespace
+
+bool ParseIsoTime(const std::string& raw, double* epoch_s) {
+  const std::string s = Trim(raw);
+  int y, mo, d, h = 0, mi = 0;
+  double sec = 0.0;
+  if (s.size() < 10 || s[4] != '-' || s[7] != '-') return false;
+  if (!Digits(s, 0, 4, &y) || !Digits(s, 5, 2, &mo) || !Digits(s, 8, 2, &d)) return false;
+  if (mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo)) return false;
+  size_t pos = 10;
+  if (pos < s.size() && (s[pos] == 'T' || s[pos] == ' ')) {
+    ++pos;
+    if (!Digits(s, pos, 2, &h) || pos + 2 >= s.size() || s[pos + 2] != ':' ||
+        !Digits(s, pos + 3, 2, &mi)) {
+      return false;
+    }
+    pos += 5;
+    if (pos < s.size() && s[pos] == ':') {
+      int whole;
+      if (!Digits(s, pos + 1, 2, &whole)) return false;
+      sec = whole;
+      pos += 3;
+      if (pos < s.size() && s[pos] == '.') {
+        size_t end = pos + 1;
+        while (end < s.size() && std::isdigit(static_cast<unsigned char>(s[end]))) ++end;
+        if (end == pos + 1) return false;
+        sec += std::stod("0" + s.substr(pos, end - pos));
+        pos = end;
+      }
+    }
+    if (h > 24 || mi > 59 || sec >= 61.0 || (h == 24 && (mi != 0 || sec != 0))) return false;
+  }
+  double offset = kLocalOffsetS;
+  if (pos < s.size()) {
+    if (s[pos] == 'Z' || s[pos] == 'z') {
+      offset = 0.0;
+      ++pos;
+    } else if (s[pos] == '+' || s[pos] == '-') {
+      const int sign = s[pos] == '+' ? 1 : -1;
+      int oh, om = 0;
+      if (!Digits(s, pos + 1, 2, &oh)) return false;
+      pos += 3;
+      if (pos < s.size()) {
+        if (s[pos] == ':') ++pos;
+        if (!Digits(s, pos, 2, &om)) return false;
+        pos += 2;
+      }
+      if (oh > 14 || om > 59) return false;
+      offset = sign * (oh * 3600.0 + om * 60.0);
+    } else {
+      return false;
+    }
+  }
+  if (pos != s.size()) return false;
+  *epoch_s = DaysFromCivil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec - offset;
+  return true;
+}
+
+std::string FormatIsoTime(double epoch_s) {
+  const long long local = static_cast<long long>(std::llround(epoch_s + kLocalOffsetS));
+  long long days = local / 86400;
+  long long rem = local % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  int y, m, d;
+  CivilFromDays(days, &y, &m, &d);
+  char buffer[40];
+  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d+08:00", y, m, d,
+                static_cast<int>(rem / 3600), static_cast<int>(rem / 60 % 60),
+                static_cast<int>(rem % 60));
+  return buffer;
+}
+
+std::string LocalDate(double epoch_s) { return FormatIsoTime(epoch_s).substr(0, 10); }
+
+bool LocalMidnight(const std::string& date, double* epoch_s) {
+  if (date.size() != 10) return false;
+  return ParseIsoTime(date, epoch_s);
+}
+
+ObservationSet ParseObservationsCsv(const std::string& text, const std::string& file) {
+  ObservationSet set;
+  set.file = file;
+  std::istringstream in(text);
+  std::string line;
+  int line_no = 0;
+  std::map<std::string, int> column;
+  bool have_header = false;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line_no == 1 && line.size() >= 3 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) {
+      line = line.substr(3);  // UTF-8 byte-order mark
+    }
+    const std::string trimmed = Trim(line);
+    if (trimmed.empty() || trimmed[0] == '#') continue;
+    bool ok;
+    std::vector<std::string> fields = SplitCsv(line, &ok);
+    if (!ok) throw DataError(Located(file, line_no, "", "unterminated quoted field"));
+    if (!have_header) {
+      for (size_t i = 0; i < fields.size(); ++i) column[fields[i]] = static_cast<int>(i);
+      if (!column.count("value") && column.count("value_mg_l"))
+        column["value"] = column["value_mg_l"];
+      for (const char* need : {"time", "station", "species", "value"}) {
+        if (!column.count(need)) {
+          throw DataError(Located(file, line_no, need,
+                                  "missing column; expected a header time,station,species,value"));
+        }
+      }
+      have_header = true;
+      continue;
+    }
+    auto get = [&](const char* name) -> std::string {
+      const int c = column[name];
+      if (c >= static_cast<int>(fields.size())) {
+        throw DataError(Located(file, line_no, name,
+                                "missing field (line has " + std::to_string(fields.size()) + ")"));
+      }
+      return fields[c];
+    };
+    Observation o;
+    o.line = line_no;
+    const std::string time = get("time");
+    if (!ParseIsoTime(time, &o.time_s)) {
+      throw DataError(Located(
+          file, line_no, "time",
+          "expected an ISO-8601 time such as 2024-04-15T08:00:00+08:00, got '" + time + "'"));
+    }
+    o.station = get("station");
+    if (o.station.empty()) throw DataError(Located(file, line_no, "station", "empty"));
+    o.species = get("species");
+    if (o.species.empty()) throw DataError(Located(file, line_no, "species", "empty"));
+    const std::string value = get("value");
+    const char* begin = value.c_str();
+    char* end = nullptr;
+    o.value_mg_l = value.empty() ? NAN : std::strtod(begin, &end);
+    if (value.empty() || end != begin + value.size() || !std::isfinite(o.value_mg_l) ||
+        o.value_mg_l < 0) {
+      throw DataError(Located(file, line_no, "value",
+                              "expected a finite concentration >= 0 (mg/L), got '" + value + "'"));
+    }
+    set.rows.push_back(o);
+  }
+  if (!have_header)
+    throw DataError(
+        Located(file, 0, "", "empty file; expected a header time,station,species,value"));
+  return set;
+}
+
+ObservationSet ReadObservationsCsv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(Located(path, 0, "", "cannot open observations file"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseObservationsCsv(text.str(), path);
+}
+
+std::string FormatObservationsCsv(const std::vector<Observation>& rows) {
+  std::string out = "time,station,species,value\n";
+  char number[64];
+  for (const auto& o : rows) {
+    out += FormatIsoTime(o.time_s);
+    out += ',';
+    out += CsvField(o.station);
+    out += ',';
+    out += CsvField(o.species);
+    out += ',';
+    const auto end = std::to_chars(number, number + sizeof number, o.value_mg_l).ptr;
+    out.append(number, end);
+    out += '\n';
+  }
+  return out;
+}
+
+void WriteObservationsCsv(const std::string& path, const std::vector<Observation>& rows) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  fs::path tmp = target;
+  tmp += ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw std::runtime_error("cannot write " + path);
+    f << FormatObservationsCsv(rows);
+    f.flush();
+    if (!f) throw std::runtime_error("cannot write " + path);
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp);
+    throw std::runtime_error("cannot write " + path + ": " + ec.message());
+  }
+}
+
+}  // namespace qingshui::tracing
