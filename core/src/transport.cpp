@@ -1611,15 +1611,19 @@ void Engine::InitItem(Item& it, int s, int m0, int m1) const {
   const int mb = m1 - m0;
   it.members.resize(mb);
   for (int m = 0; m < mb; ++m) it.members[m] = m0 + m;
-  const size_t n = static_cast<size_t>(N_) * std::max(mb, 1);
+  // Per-column scratch is shared by the item's block (mb columns) and by the groups of
+  // failed members that Implicit redoes on kLanes-wide copies, padded with inactive
+  // columns (Bisect): it must hold the wider of the two.
+  const int width = mb > 1 ? std::max(mb, kLanes) : 1;
+  const size_t n = static_cast<size_t>(N_) * width;
   for (auto* v : {&it.F, &it.delta, &it.y, &it.c0, &it.ext, &it.pS, &it.pB}) v->assign(n, 0.0);
   int heads = 0;
   for (int i = 0; i < N_; ++i) heads += up_start_[i + 1] == up_start_[i];
-  it.cbv.assign(static_cast<size_t>(heads) * mb, 0.0);
-  it.kbv.assign(static_cast<size_t>(heads) * mb, 0.0);
-  it.acc.assign(mb, 0.0);
-  it.ok.assign(mb, 1);
-  it.eps.assign(mb, 0.0);
+  it.cbv.assign(static_cast<size_t>(heads) * width, 0.0);
+  it.kbv.assign(static_cast<size_t>(heads) * width, 0.0);
+  it.acc.assign(width, 0.0);
+  it.ok.assign(width, 1);
+  it.eps.assign(width, 0.0);
   it.cand.assign(N_ + 1, 0);
 }
 

@@ -726,6 +726,39 @@ TEST(TransportTest, BatchedEnsembleWithFallbacksMatchesSingleRuns) {
   EXPECT_LT(MaxRelativeMassError(all), 1e-10);
 }
 
+// A block of fewer than 8 members whose members fail the positivity check in the same step
+// is redone on an 8-lane copy padded with inactive columns; the item's scratch must be that
+// wide (regression: the forecast's 2-member runs wrote past it and crashed). Two and three
+// members, all starting the same pulse, on one thread: each must equal its single run.
+TEST(TransportTest, SmallIndependentBlocksFallingBackTogetherMatchSingleRuns) {
+  for (int count : {2, 3}) {
+    TransportProblem p = App3Pulse(150);
+    std::vector<Forcing> members;
+    for (int m = 0; m < count; ++m) {
+      TransportProblem one = App3Pulse(150, 1800.0, 60.0 + 5.0 * m);
+      members.push_back(one.members[0]);
+    }
+    p.members = members;
+    TransportOptions o;
+    o.num_threads = 1;
+    o.independent_members = true;
+    TransportResult all = TransportSolver(o).Run(p);
+    EXPECT_GT(all.summary.implicit_fallbacks, count);
+    for (int m = 0; m < count; ++m) {
+      TransportProblem one = p;
+      one.members = {members[m]};
+      TransportResult r = TransportSolver(TransportOptions()).Run(one);
+      for (int t = 0; t < r.num_times; ++t) {
+        for (int i = 0; i < 150; ++i) {
+          ASSERT_DOUBLE_EQ(all.Concentration(m, t, i, 0), r.Concentration(0, t, i, 0))
+              << count << " members: member " << m << " time " << t << " segment " << i;
+        }
+      }
+    }
+    EXPECT_LT(MaxRelativeMassError(all), 1e-10);
+  }
+}
+
 TEST(TransportTest, InvalidProblemsAreConfigErrors) {
   TransportProblem p = Channel(10, 10.0, 1.0, 1.0, 1.0);
   p.time_step_s = 0.0;
