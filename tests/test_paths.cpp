@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <sys/wait.h>
 
@@ -11,6 +13,14 @@ namespace qingshui::testing {
 
 std::string SourcePath(const std::string& relative) {
   return std::string(QINGSHUI_SOURCE_DIR) + "/" + relative;
+}
+
+std::string ReadSourceFile(const std::string& relative) {
+  std::ifstream in(SourcePath(relative), std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + SourcePath(relative));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 std::string CliPath() { return QINGSHUI_CLI; }

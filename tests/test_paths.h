@@ -8,6 +8,9 @@ namespace qingshui::testing {
 // Absolute path of a file in the source tree, e.g. DataPath("data/yuncheng/network.yaml").
 std::string SourcePath(const std::string& relative);
 
+// The whole text of a file in the source tree (throws std::runtime_error if unreadable).
+std::string ReadSourceFile(const std::string& relative);
+
 // Absolute path of the built `qingshui` program.
 std::string CliPath();
 

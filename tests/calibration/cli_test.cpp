@@ -10,55 +10,8 @@
 namespace qingshui {
 namespace {
 
-constexpr const char* kRiver = R"(format: qingshui-network
-version: 1
-name: apportionment test river
-species:
-  - {id: F, name_zh: 氟化物, name_en: fluoride, decay_per_day_20c: 0}
-  - {id: COD, name_zh: 化学需氧量, name_en: chemical oxygen demand, decay_per_day_20c: 0.3}
-rivers:
-  - {id: main, name_zh: 主河, name_en: Main river}
-  - {id: trib, name_zh: 支流, name_en: Tributary}
-reaches:
-  - id: upper
-    name_zh: 上游
-    name_en: upper
-    river: main
-    length_km: 12
-    segment_length_m: 500
-    downstream: lower
-    geometry: {bottom_width_m: 10, side_slope: 1, manning_n: 0.03, bed_slope: 0.001}
-    headwater:
-      dry: {flow_m3s: 0.8, concentration_mg_l: {F: 0.5, COD: 12}}
-  - id: side
-    name_zh: 支流
-    name_en: tributary
-    river: trib
-    length_km: 5
-    segment_length_m: 500
-    downstream: lower
-    geometry: {bottom_width_m: 5, side_slope: 1, manning_n: 0.03, bed_slope: 0.002}
-    headwater:
-      dry: {flow_m3s: 0.3, concentration_mg_l: {F: 0.9, COD: 8}}
-  - id: lower
-    name_zh: 下游
-    name_en: lower
-    river: main
-    start_km: 12
-    length_km: 10
-    segment_length_m: 500
-    downstream: mouth
-    geometry: {bottom_width_m: 12, side_slope: 1, manning_n: 0.03, bed_slope: 0.0008}
-    storage: {area_ratio: 0.2, exchange_per_s: 1.0e-4}
-outlets:
-  - {id: mouth, name_zh: 河口, name_en: mouth}
-sources:
-  - {id: a, name_zh: 甲厂, name_en: plant a, src: "E: test", kind: treatment_plant, reach: upper, km: 3, design_flow_m3s: 0.2, effluent_mg_l: {F: 1.5, COD: 40}}
-  - {id: b, name_zh: 乙厂, name_en: plant b, src: "E: test", kind: treatment_plant, reach: lower, km: 15, design_flow_m3s: 0.1, effluent_mg_l: {F: 3.0, COD: 60}}
-stations:
-  - {id: end, name_zh: 末端, name_en: end, src: "E: test", kind: assessment_section, reach: lower, km: 21.5, sampling_interval_h: 4}
-  - {id: mid, name_zh: 中间, name_en: middle, src: "E: test", kind: assessment_section, reach: lower, km: 13, sampling_interval_h: 4}
-)";
+// The shared test river (tests/data/calibration_river.yaml).
+const std::string kRiver = qingshui::testing::ReadSourceFile("tests/data/calibration_river.yaml");
 
 std::string Read(const std::string& path) {
   std::ifstream f(path);
