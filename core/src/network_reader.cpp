@@ -448,6 +448,15 @@ struct Validator {
             "unknown reach, lake or outlet '" + lake.downstream + "'");
       }
       CheckSpeciesMap(lake.removal, lake.line, path + ".removal");
+      if (lake.role == "treatment" && !lake.downstream.empty()) {
+        for (const auto& [sp, f] : lake.removal) {
+          if (f >= 1.0) {
+            Err(lake.line, path + ".removal." + sp,
+                "an in-line treatment lake passes on 1 - removal of what flows in: removal "
+                "must be below 1");
+          }
+        }
+      }
     }
     for (const auto& s : net.sources) {
       const std::string path = "sources[" + s.id + "]";

@@ -365,6 +365,19 @@ class Engine {
     const auto& d = p_.segments[i].decay_per_s;
     return d.empty() ? 0.0 : d[s];
   }
+  // First-order loss rate of a treatment node (well-mixed segment with removal_fraction f):
+  // k = f/(1 - f) Q/V, so that at steady flow the node's outflow carries (1 - f) of what
+  // flows in (a continuously stirred tank with first-order removal, C = C_in/(1 + k V/Q)).
+  // It follows the flow state; not temperature-corrected (f is given as achieved).
+  double Treatment(const Hydraulics& h, int i, int s) const {
+    const auto& f = p_.segments[i].removal_fraction;
+    if (f.empty() || f[s] <= 0 || !(h.V[i] > 0)) return 0.0;
+    return f[s] / (1.0 - f[s]) * h.Q[i] / h.V[i];
+  }
+  // Every first-order loss of the main channel: decay (theta-corrected) and treatment.
+  double MainLoss(const Hydraulics& h, int i, int s, double tf) const {
+    return Decay(i, s) * tf + Treatment(h, i, s);
+  }
   double StorageDecay(int i, int s) const {
     const auto& d = p_.segments[i].storage_decay_per_s;
     return d.empty() ? 0.0 : d[s];
@@ -463,6 +476,13 @@ void Engine::Validate() {
     check_size(g.decay_per_s.size(), "decay_per_s");
     check_size(g.storage_decay_per_s.size(), "storage_decay_per_s");
     check_size(g.sorption.size(), "sorption");
+    check_size(g.removal_fraction.size(), "removal_fraction");
+    if (!g.removal_fraction.empty() && !g.well_mixed) {
+      fail(at + "removal_fraction is for well-mixed (treatment) nodes only");
+    }
+    for (double f : g.removal_fraction) {
+      if (!(f >= 0.0 && f < 1.0)) fail(at + "removal_fraction must be in [0, 1)");
+    }
     for (const Sorption& so : g.sorption) {
       if (so.main_rate_per_s < 0 || so.storage_rate_per_s < 0 || so.sediment_kg_per_m3 < 0 ||
           so.kd_m3_per_kg < 0 || so.storage_background_g_m3 < 0) {
@@ -1487,7 +1507,7 @@ void Engine::BuildImpCoef(int s, double tau, double tf, ImpCoef* c) const {
     }
     const Segment& g = p_.segments[i];
     Sorption so = Sorb(i, s);
-    const double lam = Decay(i, s) * tf, lams = StorageDecay(i, s) * tf;
+    const double lam = MainLoss(h, i, s, tf), lams = StorageDecay(i, s) * tf;
     const double vs = g.storage_area_m2 * dx_[i];
     const double as = g.storage_area_m2 > 0 ? g.exchange_per_s * h.A[i] / g.storage_area_m2 : 0.0;
     const double ks = as + lams + so.storage_rate_per_s;
@@ -1548,10 +1568,10 @@ void Engine::BuildImpCoef(int s, double tau, double tf, ImpCoef* c) const {
       c->lo_s[i] = std::min(c->lo_s[i], so.storage_background_g_m3);
     }
     c->static_max = std::max(c->static_max, c->hi_s[i]);
-    const double d_i = Decay(i, s);
+    const double d_i = MainLoss(h, i, s, tf);
     auto compare = [&](int j) {
-      c->decay_max[i] |= d_i < Decay(j, s);
-      c->decay_min[i] |= d_i > Decay(j, s);
+      c->decay_max[i] |= d_i < MainLoss(h, j, s, tf);
+      c->decay_min[i] |= d_i > MainLoss(h, j, s, tf);
     };
     if (down_[i] >= 0 && h.K[i] > 0) compare(down_[i]);
     for (int k = up_start_[i]; k < up_start_[i + 1]; ++k) {
@@ -2643,7 +2663,7 @@ void Engine::SolveSteady(TransportResult* r) {
           double bgs = ks > 0 ? storage_src / ks : 0.0;
           double kd = h.K[i];
           for (int k = up_start_[i]; k < up_start_[i + 1]; ++k) kd += h.K[up_list_[k]];
-          diag[i] = h.Qin[i] + kd + h.Kb[i] + h.qin_dx[i] + Decay(i, s) * tfac[s] * V +
+          diag[i] = h.Qin[i] + kd + h.Kb[i] + h.qin_dx[i] + MainLoss(h, i, s, tfac[s]) * V +
                     g.exchange_per_s * V * (1.0 - keep);
           double src = (h.Qb[i] + h.Kb[i]) * cb[i] + wf[i] +
                        h.qin_dx[i] * h.CL[static_cast<size_t>(i) * S_ + s] +
@@ -2719,7 +2739,7 @@ void Engine::SolveSteady(TransportResult* r) {
         double cf = c;
         if (down_[i] < 0) mb.outlet_outflow_g += h.Q[i] * cf;
         mb.flow_closure_g += c * (h.Qin[i] - h.Q[i]) + h.qin_dx[i] * c;
-        mb.decay_main_g += Decay(i, s) * tf * h.V[i] * c;
+        mb.decay_main_g += MainLoss(h, i, s, tf) * h.V[i] * c;
         double vs = p_.segments[i].storage_area_m2 * dx_[i];
         Sorption so = Sorb(i, s);
         mb.decay_storage_g += StorageDecay(i, s) * tf * vs * Cs_[k];

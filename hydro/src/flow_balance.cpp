@@ -253,6 +253,17 @@ NetworkHydraulics SteadyHydraulics(const Network& net, const NetworkGrid& grid,
       loss_potential[i] += it->second.loss_m2s * h.length_m[i];
     }
   }
+  h.treatment_removal.assign(static_cast<size_t>(n) * ns, 0.0);
+  for (const auto& lake : net.lakes) {
+    auto seg = grid.lake_segment.find(lake.id);
+    if (seg == grid.lake_segment.end() || lake.role != "treatment") continue;
+    for (const auto& [sp, f] : lake.removal) {
+      auto k = species_index.find(sp);
+      if (k != species_index.end()) {
+        h.treatment_removal[static_cast<size_t>(seg->second) * ns + k->second] = f;
+      }
+    }
+  }
   for (const auto& lake : net.lakes) {
     auto seg = grid.lake_segment.find(lake.id);
     if (seg == grid.lake_segment.end() || lake.net_evaporation_m_s.empty()) continue;

@@ -53,6 +53,17 @@ std::vector<transport::Segment> ToTransportSegments(const NetworkHydraulics& h) 
       g.exchange_per_s = h.exchange_per_s[i];
     }
     g.decay_per_s = h.species_decay_per_s;
+    const size_t ns = h.species.size();
+    if (g.well_mixed && h.treatment_removal.size() == static_cast<size_t>(n) * ns) {
+      std::vector<double> f(h.treatment_removal.begin() + i * ns,
+                            h.treatment_removal.begin() + (i + 1) * ns);
+      for (double x : f) {
+        if (x > 0) {
+          g.removal_fraction = f;
+          break;
+        }
+      }
+    }
     // Storage-zone decay as in the main channel (OTIS LAMBDA2 = LAMBDA).
     g.storage_decay_per_s = h.species_decay_per_s;
   }

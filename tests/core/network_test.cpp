@@ -254,6 +254,12 @@ TEST(NetworkErrors, RemovalFractionAboveOne) {
               {"sources[wet].removal.COD", "between 0 and 1"});
 }
 
+TEST(NetworkErrors, InLineTreatmentLakeCannotRemoveEverything) {
+  ExpectError(Edit("mean_depth_m: 1.5, downstream: lower}",
+                   "mean_depth_m: 1.5, downstream: lower, role: treatment, removal: {COD: 1}}"),
+              40, {"lakes[lake].removal.COD", "below 1"});
+}
+
 TEST(NetworkErrors, UnknownSpecies) {
   ExpectError(Edit("effluent_mg_l: {COD: 40, NH3N: 2}", "effluent_mg_l: {COD: 40, NH4: 2}"), 52,
               {"sources[plant].effluent_mg_l.NH4", "unknown species 'NH4'", "COD, NH3N"});

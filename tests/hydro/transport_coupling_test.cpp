@@ -128,6 +128,38 @@ TEST(TransportCoupling, WithLateralFlowsTheTracerStaysWithinOnePercentOfTheMixin
   }
 }
 
+// Physics: Wuxing Lake made a treatment lake removing 40% of the tracer. At steady flow a
+// stirred tank with first-order removal passes on (1 - f) of what flows in; nothing flows
+// back into the lake (no dispersion across a lake's faces), so the lake's concentration is
+// 0.6 of what it is as a storage lake, to the steady solver's tolerance; Zhangliuzhuang,
+// which the lake's water reaches, sees less tracer; and the budget books f Q C_in as loss.
+TEST(TransportCoupling, InLineTreatmentLakeRemovesItsFraction) {
+  Network net = TracerNetwork(false);
+  const NetworkGrid grid = BuildGrid(net);
+  DayOptions o;
+  o.date = "2024-04-15";
+  const int lake = grid.lake_segment.at("wuxing_lake");
+  const int f = 3;
+  const TransportResult storage = SteadyTransport(SteadyHydraulics(net, grid, o));
+  for (auto& l : net.lakes) {
+    if (l.id == "wuxing_lake") {
+      l.role = "treatment";
+      l.removal["F"] = 0.4;
+    }
+  }
+  const NetworkHydraulics h = SteadyHydraulics(net, grid, o);
+  EXPECT_EQ(h.treatment_removal[static_cast<size_t>(lake) * h.num_species() + f], 0.4);
+  const TransportResult treated = SteadyTransport(h);
+  ASSERT_GT(storage.Concentration(0, 0, lake, f), 0.0);
+  EXPECT_NEAR(treated.Concentration(0, 0, lake, f) / storage.Concentration(0, 0, lake, f), 0.6,
+              1e-9);
+  const Station* st = net.FindStation("zhangliuzhuang");
+  const int z = grid.SegmentAt(st->reach, st->km);
+  EXPECT_LT(treated.Concentration(0, 0, z, f), storage.Concentration(0, 0, z, f));
+  EXPECT_GT(treated.summary.mass_balance[f].decay_main_g, 0.0);
+  EXPECT_LT(treated.summary.max_relative_mass_error, 1e-9);
+}
+
 TEST(TransportCoupling, DefaultNetworkCodStaysBetweenItsInputs) {
   const Network net = LoadNetwork(testing::SourcePath("data/yuncheng/network.yaml"));
   DayOptions o;

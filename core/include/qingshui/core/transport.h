@@ -60,6 +60,11 @@ struct Segment {
   std::vector<double> decay_per_s;          // lambda  (OTIS LAMBDA), main channel
   std::vector<double> storage_decay_per_s;  // lambda_s (OTIS LAMBDA2), storage zone
   std::vector<Sorption> sorption;           // empty = no sorption
+  // A treatment node (well_mixed only): per species, the fraction of the inflowing mass
+  // removed at steady flow, 0 <= f < 1 (empty = none). Applied as the first-order rate
+  // f/(1 - f) Q/V of a stirred tank, which follows the flow state (docs/methods.md); the
+  // removed mass is booked with decay_main_g.
+  std::vector<double> removal_fraction;
 };
 
 // Hydraulic state of every segment at one time. Vectors are indexed by segment;
@@ -193,7 +198,7 @@ struct MassBalance {
   // non-conservative OTIS form's q_L C term, flow data that do not close the water
   // balance, and area changes at fixed concentration. Negative when it adds mass.
   double flow_closure_g = 0.0;
-  double decay_main_g = 0.0;
+  double decay_main_g = 0.0;  // first-order loss in the main channel, treatment included
   double decay_storage_g = 0.0;
   double storage_background_g = 0.0;  // storage-zone sorption towards CSBACK (source)
   double reaction_g = 0.0;            // net production by the reaction matrix

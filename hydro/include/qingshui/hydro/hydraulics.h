@@ -66,6 +66,10 @@ struct NetworkHydraulics {
   std::vector<std::string> reach;  // reach id, or lake id for an in-line lake
   std::vector<int> index_in_reach;
   std::vector<int> is_lake;  // 1 for an in-line lake segment
+  // Fraction of each species removed by an in-line treatment lake (role: treatment),
+  // [segment * num_species + species]; zero elsewhere. The transport applies it as a
+  // treatment node (transport::Segment::removal_fraction).
+  std::vector<double> treatment_removal;
   std::vector<double> km_start, km_end;
   std::vector<double> length_m;  // lakes: 0
   std::vector<int> downstream;   // -1 at an outlet
