@@ -17,9 +17,9 @@ from .hydro import (
     scs_runoff_mm,
 )
 from .network import Network, default_network_path, load_network
-from .forecast import forecast_summary, read_forecast, read_observations, run_forecast
+from .forecast import exceedance_table, forecast_summary, read_forecast, read_observations, run_forecast
 from . import plot
-from .scenario import Result, Scenario
+from .scenario import Result, Scenario, progress, run_all
 from .tracing import TraceResult, release_history, simulate, trace
 from .transport import run_otis
 
@@ -43,14 +43,17 @@ __all__ = [
     "catchments",
     "default_network_path",
     "dispersion_coefficient",
+    "exceedance_table",
     "forecast_summary",
     "hydraulics",
     "load_network",
     "normal_depth",
+    "progress",
     "read_forecast",
     "read_observations",
     "release_history",
     "route_days",
+    "run_all",
     "run_forecast",
     "run_otis",
     "scs_runoff_mm",

@@ -1,11 +1,26 @@
 from os import PathLike
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
 
 import pandas as pd
+import xarray as xr
 
+from . import calibration as calibration
+from . import forecast as forecast
+from . import hydro as hydro
+from . import network as network
+from . import plot as plot
+from . import scenario as scenario
+from . import tracing as tracing
 from . import transport as transport
 from .scenario import Result as Result, Scenario as Scenario
+
+_T = TypeVar("_T")
+
+def progress(
+    iterable: Iterable[_T], desc: str = ..., total: Optional[int] = ..., bar: Optional[bool] = ...
+) -> Iterator[_T]: ...
+def run_all(scenarios: Iterable[Scenario], start: Any, end: Any, **options: Any) -> Dict[str, Result]: ...
 from .transport import OtisRun, run_otis as run_otis
 
 __version__: str
@@ -63,6 +78,10 @@ from .forecast import (
     read_observations as read_observations,
     run_forecast as run_forecast,
 )
+
+def exceedance_table(
+    ds: xr.Dataset, limit_class: str = ..., species: Optional[str] = ..., names: bool = ...
+) -> pd.DataFrame: ...
 
 from .calibration import (
     AllocationResult as AllocationResult,

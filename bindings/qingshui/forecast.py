@@ -6,6 +6,7 @@ get the summary table as pandas.
 >>> ds = qs.read_forecast("forecast.h5")                    # an xarray.Dataset
 >>> ds.quantiles.sel(station="miaoqian", species="TP", quantile=0.5)
 >>> qs.forecast_summary(ds)                                 # station, day, class, ...
+>>> qs.exceedance_table(ds)                                 # P(worse than III), station x day
 """
 
 from __future__ import annotations
@@ -75,6 +76,49 @@ def forecast_summary(ds) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def exceedance_table(ds, limit_class: str = "III", species: Optional[str] = None,
+                     names: bool = False) -> pd.DataFrame:
+    """Probability of exceeding a class, one row per station and a column per forecast day.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A forecast opened with :func:`read_forecast`.
+    limit_class : str
+        ``"III"`` (default): P(daily class worse than Class III), the file's
+        ``p_class_worse``. One of ``I`` ... ``V``.
+    species : str, optional
+        Instead of the daily class: P(the species' daily mean worse than its
+        ``limit_class`` limit), the file's ``daily_p_exceed`` (NaN where the standard has
+        no limit).
+    names : bool
+        Index by ``"station (中文名)"`` instead of the station id.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Stations in the file's order (index ``station``), days ``YYYY-MM-DD`` as columns,
+        values in [0, 1].
+    """
+    classes = [str(c) for c in ds.limit_class.values]
+    if str(limit_class) not in classes:
+        raise _qingshui.ConfigError(f"exceedance_table: unknown limit_class {limit_class!r} (known: {', '.join(classes)})")
+    if species is None:
+        data = ds.p_class_worse.sel(limit_class=limit_class)
+    else:
+        known = [str(s) for s in ds.species.values]
+        if str(species) not in known:
+            raise _qingshui.ConfigError(f"exceedance_table: unknown species {species!r} (known: {', '.join(known)})")
+        data = ds.daily_p_exceed.sel(limit_class=limit_class, species=species)
+    table = data.transpose("station", "day").to_pandas()
+    table.index = pd.Index([str(s) for s in table.index], name="station")
+    table.columns = pd.Index([str(d) for d in table.columns], name="day")
+    if names and "station_name_zh" in ds:
+        zh = {str(k): str(v) for k, v in ds.station_name_zh.to_pandas().items()}
+        table.index = pd.Index([f"{s} ({zh.get(s, '')})" for s in table.index], name="station")
+    return table
 
 
 def run_forecast(

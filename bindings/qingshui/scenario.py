@@ -18,8 +18,9 @@ import copy
 import datetime as dt
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,86 @@ def _number(value: float, why: str) -> dict:
     if not np.isfinite(value) or value < 0:
         raise _qingshui.ConfigError(f"{why}: expected a finite number >= 0, got {value!r}")
     return {"value": value, "src": f"E: scenario — {why}"}
+
+
+T = TypeVar("T")
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (not a terminal IPython, not a script)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:  # an IPython too old or half imported: not a notebook we can tell
+        return False
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def _tqdm_class():
+    """tqdm's notebook widget when ipywidgets is there, else its text bar; None without tqdm."""
+    try:
+        import tqdm.std
+    except ImportError:
+        return None
+    try:
+        import ipywidgets  # noqa: F401  (tqdm.notebook needs it)
+        from tqdm.notebook import tqdm as bar
+    except ImportError:
+        bar = tqdm.std.tqdm
+    return bar
+
+
+def progress(iterable: Iterable[T], desc: str = "", total: Optional[int] = None,
+             bar: Optional[bool] = None) -> Iterator[T]:
+    """Iterate over ``iterable`` reporting progress: each step is logged (``qingshui``
+    logger, INFO) and, in a Jupyter notebook with tqdm installed (Debian's python3-tqdm),
+    a tqdm bar is shown. Without tqdm, or outside a notebook, only the log is written.
+
+    Parameters
+    ----------
+    iterable : iterable
+        The steps (scenarios to run, drills to trace, ...).
+    desc : str
+        What is being done, for the bar and the log.
+    total : int, optional
+        Number of steps (default ``len(iterable)`` when it has one).
+    bar : bool, optional
+        Force the bar on (when tqdm is installed) or off; default: only in notebooks.
+
+    Yields
+    ------
+    The items of ``iterable``.
+    """
+    if total is None:
+        try:
+            total = len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+    show = _in_notebook() if bar is None else bool(bar)
+    cls = _tqdm_class() if show else None
+    wrapped = iterable
+    if cls is not None:
+        wrapped = cls(iterable, desc=desc or None, total=total, file=sys.stderr, leave=True)
+    label = desc or "progress"
+    of = f"/{total}" if total is not None else ""
+    for i, item in enumerate(wrapped, start=1):
+        log.info("%s: step %d%s", label, i, of)
+        yield item
+
+
+def run_all(scenarios: Iterable["Scenario"], start, end, **options) -> Dict[str, "Result"]:
+    """Run several scenarios over the same period, with :func:`progress` reporting.
+
+    ``options`` are those of :meth:`Scenario.run`. Returns ``{scenario.name: Result}`` in
+    the given order (names must differ)."""
+    scenarios = list(scenarios)
+    names = [s.name for s in scenarios]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _qingshui.ConfigError(f"run_all: scenario names must differ (repeated: {', '.join(duplicates)})")
+    return {s.name: s.run(start, end, **options) for s in progress(scenarios, desc="scenarios")}
 
 
 @dataclass
