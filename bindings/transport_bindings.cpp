@@ -77,7 +77,10 @@ void BindTransport(py::module_& parent) {
       .def_readwrite("well_mixed", &Segment::well_mixed)
       .def_readwrite("decay_per_s", &Segment::decay_per_s)
       .def_readwrite("storage_decay_per_s", &Segment::storage_decay_per_s)
-      .def_readwrite("sorption", &Segment::sorption);
+      .def_readwrite("sorption", &Segment::sorption)
+      .def_readwrite("removal_fraction", &Segment::removal_fraction,
+                     "Treatment node (well_mixed only): fraction of each species removed at "
+                     "steady flow, 0 <= f < 1; empty = none.");
 
   py::class_<FlowState>(m, "FlowState", "Hydraulic state of every segment at one time.")
       .def(py::init<>())
@@ -149,6 +152,9 @@ void BindTransport(py::module_& parent) {
       .def(py::init<>())
       .def_readwrite("max_courant", &TransportOptions::max_courant)
       .def_readwrite("positive_implicit", &TransportOptions::positive_implicit)
+      .def_readwrite("adaptive_implicit", &TransportOptions::adaptive_implicit)
+      .def_readwrite("independent_members", &TransportOptions::independent_members)
+      .def_readwrite("reuse_factorizations", &TransportOptions::reuse_factorizations)
       .def_readwrite("max_substeps", &TransportOptions::max_substeps)
       .def_readwrite("num_threads", &TransportOptions::num_threads)
       .def_readwrite("steady_state", &TransportOptions::steady_state)

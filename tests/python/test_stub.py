@@ -45,3 +45,21 @@ def test_stub_signatures_match_the_functions():
         assert params == list(real.parameters), name
         checked += 1
     assert checked >= 10
+
+
+def test_transport_stub_is_what_make_stubs_writes():
+    """qingshui/transport.pyi declares the compiled classes' attributes and signatures;
+    it is generated from the built extension and must not drift from it."""
+    import importlib.util
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_stubs.py"
+    spec = importlib.util.spec_from_file_location("make_stubs", script)
+    make_stubs = importlib.util.module_from_spec(spec)
+    sys.modules["make_stubs"] = make_stubs
+    spec.loader.exec_module(make_stubs)
+    committed = make_stubs.OUT.read_text(encoding="utf-8")
+    assert committed == make_stubs.generate(), "run scripts/make_stubs.py"
+    tree = ast.parse(committed)
+    classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    assert {"TransportProblem", "TransportSolver", "TransportResult", "Segment"} <= classes
