@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "qingshui/core/text.h"
 #include "qingshui/forecast/forecast.h"
 #include "qingshui/forecast/time.h"
 
@@ -32,38 +33,6 @@ size_t Width(const std::string& s) {
 std::string Pad(const std::string& s, size_t width) {
   const size_t w = Width(s);
   return w >= width ? s + " " : s + std::string(width - w, ' ');
-}
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-          out += buffer;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
 }
 
 std::string JsonNumber(double x) {

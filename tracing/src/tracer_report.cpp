@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "qingshui/core/text.h"
 #include "qingshui/tracing/tracer.h"
 
 namespace qingshui::tracing {
@@ -17,37 +18,7 @@ std::string Num(double x, int digits = 6) {
   return b;
 }
 
-std::string Str(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char ch : s) {
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (ch < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", ch);
-          out += b;
-        } else {
-          out += static_cast<char>(ch);
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string Str(const std::string& s) { return JsonString(s); }
 
 std::string Time(double t) { return Str(FormatIsoTime(t)); }
 
