@@ -17,6 +17,10 @@ using namespace transport;  // NOLINT: this file maps decks onto the engine
 namespace {
 
 constexpr double kHour = 3600.0;
+// Limits of what the reader accepts (OTIS itself is compiled with fixed array sizes far
+// below these): 10^7 segments, 1000 solutes.
+constexpr int kMaxOtisSegments = 10000000;
+constexpr int kMaxOtisSolutes = 1000;
 
 // Sequential reader over one deck file with OTIS's conventions.
 class DeckFile {
@@ -96,6 +100,8 @@ class DeckFile {
   int Int(const std::string& field) {
     double v = Real(field);
     if (v != std::floor(v)) Fail(field, "expected an integer");
+    // Converting a double outside int's range is undefined behaviour (found by fuzz_otis).
+    if (!(v >= -2147483648.0 && v <= 2147483647.0)) Fail(field, "integer out of range");
     return static_cast<int>(v);
   }
 
@@ -140,6 +146,9 @@ class DeckFile {
       if (!*any) Fail(field, "expected a number, found '" + t + "'");
       return false;  // a label after the values
     }
+    // strtod reads "nan", "inf" and overflows (1e999) as non-finite values: no OTIS
+    // quantity can be one, and they would reach the solver as NaN (issue #9).
+    if (!std::isfinite(x)) Fail(field, "expected a finite number, found '" + t + "'");
     v->push_back(x);
     *any = true;
     return true;
@@ -175,9 +184,20 @@ void ReadParams(OtisDeck* d) {
     if (!(d->print_step_h > 0)) f.Fail("PSTEP", "must be > 0 for a dynamic simulation");
     if (!(d->final_h > d->start_h)) f.Fail("TFINAL", "must be > TSTART (or 0 for steady state)");
   }
+  long long total_segments = 0;
   for (int r = 0; r < nreach; ++r) {
     auto v = f.Reals(5, "reach " + std::to_string(r + 1) + " NSEG RCHLEN DISP AREA2 ALPHA");
     OtisReach reach;
+    // Bounded before the conversion to int (undefined beyond its range) and so that the
+    // deck's segments fit in memory and in an int however many reaches there are.
+    if (!(v[0] >= 1 && v[0] <= kMaxOtisSegments) || v[0] != std::floor(v[0])) {
+      f.Fail("NSEG", "must be an integer from 1 to " + std::to_string(kMaxOtisSegments));
+    }
+    total_segments += static_cast<long long>(v[0]);
+    if (total_segments > kMaxOtisSegments) {
+      f.Fail("NSEG", "the reaches hold more than " + std::to_string(kMaxOtisSegments) +
+                         " segments in total");
+    }
     reach.num_segments = static_cast<int>(v[0]);
     reach.length_m = v[1];
     reach.dispersion_m2s = v[2];
@@ -193,6 +213,10 @@ void ReadParams(OtisDeck* d) {
   d->decay_option = flags[1];
   d->sorption_option = flags[2];
   if (d->num_solutes < 1) f.Fail("NSOLUTE", "must be >= 1");
+  // Tables of NSOLUTE x NREACH values are allocated before they are read.
+  if (d->num_solutes > kMaxOtisSolutes) {
+    f.Fail("NSOLUTE", "must be <= " + std::to_string(kMaxOtisSolutes));
+  }
   if (d->decay_option != 0 && d->decay_option != 1) f.Fail("IDECAY", "must be 0 or 1");
   if (d->sorption_option != 0 && d->sorption_option != 1) f.Fail("ISORB", "must be 0 or 1");
   int ns = d->num_solutes;

@@ -150,7 +150,7 @@ Scenario ParseScenario(const std::string& text, const std::string& file, const N
                "required: a map species -> kg, e.g. {COD: 500, NH3N: 40, TP: 6}");
       }
       for (const auto& kv : m) {
-        const std::string sp = kv.first.as<std::string>();
+        const std::string sp = r.Key(kv.first, f + ".mass_kg");
         if (SpeciesIndex(net, sp) < 0) {
           r.Fail(kv.first, f + ".mass_kg." + sp,
                  "unknown species (network has: " + SpeciesList(net) + ")");

@@ -30,11 +30,19 @@ class YamlReader {
     throw ConfigError(Located(file_, line, field, what));
   }
 
+  // The text of a map key. YAML allows a sequence or a map as a key ("{[a]: 1}", or an
+  // entry without a value inside a flow map, "{a: 1, {b: 2}}"); yaml-cpp's as<string>()
+  // would throw its own exception past the located errors (found by fuzz_scenario).
+  std::string Key(const YAML::Node& key, const std::string& field) const {
+    if (!key.IsScalar()) Fail(key, field, "expected a key (text), found a sequence or a map");
+    return key.Scalar();
+  }
+
   void CheckKeys(const YAML::Node& map, const std::string& field,
                  const std::set<std::string>& allowed) const {
     if (!map.IsMap()) Fail(map, field, "expected a map");
     for (const auto& kv : map) {
-      const std::string key = kv.first.as<std::string>();
+      const std::string key = Key(kv.first, field);
       if (!allowed.count(key)) {
         std::string known;
         for (const auto& a : allowed) known += (known.empty() ? "" : ", ") + a;
