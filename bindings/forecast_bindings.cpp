@@ -44,6 +44,33 @@ py::list Issues(const std::vector<forecast::Issue>& issues) {
 
 void BindForecast(py::module_& m) {
   m.def("forecast_default_inputs", &forecast::DefaultInputsDir);
+  m.def(
+      "forecast_read_observations_hdf5",
+      [](const std::string& path) {
+        std::vector<forecast::Observation> rows;
+        {
+          py::gil_scoped_release release;
+          rows = forecast::ReadObservationsHdf5(path);  // checked, in a child process
+        }
+        py::dict d;
+        py::list time, station, species, value, flag;
+        for (const auto& o : rows) {
+          time.append(o.time_utc_s);
+          station.append(o.station);
+          species.append(o.species);
+          value.append(o.value_mg_l);
+          flag.append(o.flag);
+        }
+        d["time_utc_s"] = time;
+        d["station"] = station;
+        d["species"] = species;
+        d["value"] = value;
+        d["flag"] = flag;
+        return d;
+      },
+      py::arg("path"),
+      "Observations of an HDF5 file in the forecast's layout, read by the checked C++ reader "
+      "(a corrupt file raises DataError instead of crashing libhdf5).");
 
   m.def(
       "forecast_run",

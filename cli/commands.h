@@ -23,6 +23,13 @@ int RunOtis(const Args& args, std::ostream& out, std::ostream& err);
 int RunSimulate(const Args& args, std::ostream& out, std::ostream& err);
 int RunTrace(const Args& args, std::ostream& out, std::ostream& err);
 
+// Writes contents to path atomically: a temporary file beside it (named after this process,
+// so concurrent runs into one folder do not share it), renamed over path only when complete.
+// A failure (full disk, unwritable folder) removes the temporary and leaves the previous
+// file; a path that exists and is not a regular file (a FIFO, a device) is refused.
+// Throws std::runtime_error naming the file and the reason.
+void WriteFileAtomically(const std::string& path, const std::string& contents);
+
 // Path of the built-in Yuncheng network (QINGSHUI_NETWORK overrides it).
 std::string DefaultNetworkPath();
 

@@ -2,6 +2,8 @@
 // options, reads the network and the inputs directory, runs qingshui::forecast, prints the
 // summary table (or JSON) and writes the HDF5 file atomically. No numerical work here.
 #include <charconv>
+#include <cstdint>
+#include <filesystem>
 #include <iostream>
 
 #include "commands.h"
@@ -40,7 +42,32 @@ void Usage(std::ostream& out) {
          "  --threads T     threads (default: all)\n"
          "  --out FILE      HDF5 result (default forecast.h5); replaced only when complete\n"
          "  --json          print the summary as JSON (warnings also go to standard error)\n"
-         "exit codes: 0 success, 1 runtime failure, 2 invalid input or usage\n";
+         "exit codes: 0 success; 1 runtime failure (the result cannot be written: unwritable\n"
+         "folder, disk full; or the network file changed during the run) - the previous\n"
+         "FILE is kept; 2 invalid input or usage (file:line: field: what; also a corrupt\n"
+         "or truncated observations.h5)\n";
+}
+
+// What identifies a version of an input file: its size and modification time. Compared
+// before the network is read and before the result is written, so that a forecast is never
+// filed under a network file that no longer says what the run used.
+struct FileStamp {
+  bool exists = false;
+  std::uintmax_t size = 0;
+  std::filesystem::file_time_type modified{};
+  bool operator==(const FileStamp& o) const {
+    return exists == o.exists && size == o.size && modified == o.modified;
+  }
+};
+
+FileStamp Stamp(const std::string& path) {
+  FileStamp s;
+  std::error_code ec;
+  s.size = std::filesystem::file_size(path, ec);
+  if (ec) return s;
+  s.modified = std::filesystem::last_write_time(path, ec);
+  s.exists = !ec;
+  return s;
 }
 
 bool ParseInt(const std::string& text, long long lo, long long hi, long long* value) {
@@ -91,6 +118,7 @@ int RunForecast(const Args& args, std::ostream& out, std::ostream& err) {
     network_path = DefaultNetworkPath();
     defaults.push_back("network: the built-in Yuncheng network (" + network_path + ")");
   }
+  const FileStamp network_stamp = Stamp(network_path);
   const Network net = LoadNetwork(network_path);
   const forecast::ForecastInputs inputs = forecast::ReadInputs(inputs_dir, net);
   forecast::ForecastOptions options = forecast::OptionsFromInputs(inputs, &defaults);
@@ -139,6 +167,12 @@ int RunForecast(const Args& args, std::ostream& out, std::ostream& err) {
   info.software_version = QINGSHUI_VERSION;
   info.synthetic_inputs = inputs.synthetic;
   info.inputs_description = inputs.description;
+  if (!(Stamp(network_path) == network_stamp)) {
+    throw Error("network file " + network_path +
+                " changed during the run (after it was read): the forecast would not match "
+                "the file, so " + out_path + " is not written (a previous one is kept); run "
+                "again");
+  }
   forecast::WriteForecastFile(out_path, result, net, info);
 
   if (json) {

@@ -5,8 +5,10 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -54,7 +56,7 @@ std::string CsvField(const std::string& text) {
 
 void WriteCsv(const std::filesystem::path& path, const std::vector<hydro::Column>& columns) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) throw std::runtime_error("cannot write " + path.string());
+  if (!f) throw std::runtime_error(std::string("cannot create the temporary file: ") + std::strerror(errno));
   for (size_t c = 0; c < columns.size(); ++c) f << (c ? "," : "") << columns[c].name;
   f << "\n";
   const size_t rows =
@@ -77,7 +79,9 @@ void WriteCsv(const std::filesystem::path& path, const std::vector<hydro::Column
     f << "\n";
   }
   f.flush();
-  if (!f) throw std::runtime_error("cannot write " + path.string());
+  if (!f) throw std::runtime_error(std::string("write failed: ") + std::strerror(errno));
+  f.close();
+  if (!f) throw std::runtime_error(std::string("write failed: ") + std::strerror(errno));
 }
 
 // Closes an HDF5 handle when it goes out of scope.
@@ -101,7 +105,7 @@ void TextAttribute(hid_t object, const std::string& name, const std::string& val
   H5Handle attr{H5Acreate2(object, name.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT),
                 H5Aclose};
   Check(attr.id, "create attribute " + name);
-  H5Awrite(attr.id, type.id, value.c_str());
+  Check(H5Awrite(attr.id, type.id, value.c_str()), "write attribute " + name);
 }
 
 void NumberAttribute(hid_t object, const std::string& name, double value) {
@@ -110,33 +114,63 @@ void NumberAttribute(hid_t object, const std::string& name, double value) {
       H5Acreate2(object, name.c_str(), H5T_IEEE_F64LE, space.id, H5P_DEFAULT, H5P_DEFAULT),
       H5Aclose};
   Check(attr.id, "create attribute " + name);
-  H5Awrite(attr.id, H5T_NATIVE_DOUBLE, &value);
+  Check(H5Awrite(attr.id, H5T_NATIVE_DOUBLE, &value), "write attribute " + name);
 }
 
 // Self-describing file (as OpenMC's): root attributes filetype, version, the software
 // version and a timestamp; /segments holds one dataset per column with its unit;
 // /balance the network's volume balance as attributes.
+//
+// The file is built in memory (core driver, no backing store) and its image written with
+// an ofstream: libhdf5 1.10 cannot recover from a failed disk write (the file it could not
+// close crashes the process at exit - a full disk gave SIGSEGV after the error message).
+void WriteHdf5Contents(hid_t file, const std::vector<hydro::Column>& columns,
+                       const hydro::NetworkHydraulics& h, const std::string& network_file);
+
 void WriteHdf5(const std::filesystem::path& path, const std::vector<hydro::Column>& columns,
                const hydro::NetworkHydraulics& h, const std::string& network_file) {
-  H5Handle file{H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose};
-  Check(file.id, "create " + path.string());
-  TextAttribute(file.id, "filetype", "qingshui-hydraulics");
+  std::vector<char> image;
+  {
+    H5Handle fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
+    Check(H5Pset_fapl_core(fapl.id, 1 << 20, 0), "set the in-memory driver");
+    H5Handle file{H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id), H5Fclose};
+    Check(file.id, "create " + path.string() + " in memory");
+    WriteHdf5Contents(file.id, columns, h, network_file);
+    const ssize_t size = H5Fget_file_image(file.id, nullptr, 0);
+    if (size <= 0) throw std::runtime_error("HDF5: cannot get the file image");
+    image.resize(static_cast<size_t>(size));
+    if (H5Fget_file_image(file.id, image.data(), image.size()) != size) {
+      throw std::runtime_error("HDF5: cannot get the file image");
+    }
+  }
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw std::runtime_error(std::string("cannot create the temporary file: ") + std::strerror(errno));
+  f.write(image.data(), static_cast<std::streamsize>(image.size()));
+  f.flush();
+  if (!f) throw std::runtime_error(std::string("write failed: ") + std::strerror(errno));
+  f.close();
+  if (!f) throw std::runtime_error(std::string("write failed: ") + std::strerror(errno));
+}
+
+void WriteHdf5Contents(hid_t file, const std::vector<hydro::Column>& columns,
+                       const hydro::NetworkHydraulics& h, const std::string& network_file) {
+  TextAttribute(file, "filetype", "qingshui-hydraulics");
   {
     H5Handle space{H5Screate(H5S_SIMPLE), H5Sclose};
     const hsize_t two = 2;
     H5Sset_extent_simple(space.id, 1, &two, nullptr);
-    H5Handle attr{H5Acreate2(file.id, "version", H5T_STD_I32LE, space.id, H5P_DEFAULT, H5P_DEFAULT),
+    H5Handle attr{H5Acreate2(file, "version", H5T_STD_I32LE, space.id, H5P_DEFAULT, H5P_DEFAULT),
                   H5Aclose};
     const int version[2] = {1, 0};
-    H5Awrite(attr.id, H5T_NATIVE_INT, version);
+    Check(H5Awrite(attr.id, H5T_NATIVE_INT, version), "write attribute version");
   }
-  TextAttribute(file.id, "qingshui_version", QINGSHUI_VERSION);
-  TextAttribute(file.id, "created", Timestamp());
-  TextAttribute(file.id, "network", network_file);
-  TextAttribute(file.id, "date", h.date);
-  TextAttribute(file.id, "season", h.season);
+  TextAttribute(file, "qingshui_version", QINGSHUI_VERSION);
+  TextAttribute(file, "created", Timestamp());
+  TextAttribute(file, "network", network_file);
+  TextAttribute(file, "date", h.date);
+  TextAttribute(file, "season", h.season);
 
-  H5Handle group{H5Gcreate2(file.id, "segments", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
+  H5Handle group{H5Gcreate2(file, "segments", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
   Check(group.id, "create /segments");
   std::string order;
   for (const auto& col : columns) order += (order.empty() ? "" : ",") + col.name;
@@ -155,24 +189,24 @@ void WriteHdf5(const std::filesystem::path& path, const std::vector<hydro::Colum
       Check(dataset, "create /segments/" + col.name);
       std::vector<const char*> ptrs;
       for (const auto& t : col.text) ptrs.push_back(t.c_str());
-      H5Dwrite(dataset, type.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data());
+      Check(H5Dwrite(dataset, type.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), "write /segments/" + col.name);
     } else if (col.integer) {
       dataset = H5Dcreate2(group.id, col.name.c_str(), H5T_STD_I64LE, space.id, H5P_DEFAULT,
                            H5P_DEFAULT, H5P_DEFAULT);
       Check(dataset, "create /segments/" + col.name);
       std::vector<long long> v(col.values.begin(), col.values.end());
-      H5Dwrite(dataset, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+      Check(H5Dwrite(dataset, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "write /segments/" + col.name);
     } else {
       dataset = H5Dcreate2(group.id, col.name.c_str(), H5T_IEEE_F64LE, space.id, H5P_DEFAULT,
                            H5P_DEFAULT, H5P_DEFAULT);
       Check(dataset, "create /segments/" + col.name);
-      H5Dwrite(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, col.values.data());
+      Check(H5Dwrite(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, col.values.data()), "write /segments/" + col.name);
     }
     H5Handle ds{dataset, H5Dclose};
     TextAttribute(ds.id, "unit", col.unit);
     TextAttribute(ds.id, "description", col.description);
   }
-  H5Handle balance{H5Gcreate2(file.id, "balance", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
+  H5Handle balance{H5Gcreate2(file, "balance", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
   Check(balance.id, "create /balance");
   const hydro::WaterBalance& b = h.balance;
   NumberAttribute(balance.id, "headwater_m3s", b.headwater_m3s);
@@ -185,7 +219,7 @@ void WriteHdf5(const std::filesystem::path& path, const std::vector<hydro::Colum
   NumberAttribute(balance.id, "outlet_m3s", b.outlet_m3s);
   NumberAttribute(balance.id, "residual_m3s", b.residual_m3s);
   NumberAttribute(balance.id, "relative_residual", b.relative_residual);
-  if (H5Fflush(file.id, H5F_SCOPE_GLOBAL) < 0) throw std::runtime_error("HDF5: cannot flush");
+  if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw std::runtime_error("HDF5: cannot flush");
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
@@ -247,6 +281,11 @@ int RunHydro(const Args& args, std::ostream& out, std::ostream& err) {
   const std::vector<hydro::Column> columns = hydro::SegmentTable(h);
 
   const std::filesystem::path path(out_path);
+  if (std::error_code ec; std::filesystem::exists(path, ec) &&
+                          !std::filesystem::is_regular_file(path, ec)) {
+    throw std::runtime_error("cannot write " + out_path +
+                             ": it exists and is not a regular file (not replaced)");
+  }
   std::filesystem::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid());
   try {
@@ -256,10 +295,11 @@ int RunHydro(const Args& args, std::ostream& out, std::ostream& err) {
       WriteHdf5(tmp, columns, h, network);
     }
     std::filesystem::rename(tmp, path);
-  } catch (...) {
+  } catch (const std::exception& e) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
-    throw;
+    throw std::runtime_error("cannot write " + out_path + ": " + e.what() +
+                             " (the previous file, if any, is unchanged)");
   }
   out << h.BriefReport() << rain_report;
   out << "wrote " << h.size() << " segments to " << out_path << "\n";

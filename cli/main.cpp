@@ -43,7 +43,15 @@ void PrintUsage(std::ostream& out) {
     out << "  " << name << std::string(12 - name.size(), ' ') << entry.summary << "\n";
   }
   out << "\n'qingshui COMMAND --help' describes a command.\n"
-         "exit codes: 0 success, 1 runtime failure, 2 invalid input or usage\n";
+         "exit codes:\n"
+         "  0  success\n"
+         "  1  runtime failure: a numerical method failed, an output cannot be written\n"
+         "     (unwritable folder, disk full), an input file changed during the run; an\n"
+         "     output is replaced only when complete, so the previous file is kept\n"
+         "  2  invalid input or usage: the message names file, line and field (also a\n"
+         "     corrupt or truncated HDF5 input)\n"
+         "  (killed by a signal: the shell reports 128 + signal; previous outputs intact)\n"
+         "docs/reliability.md lists the failure cases tried.\n";
 }
 
 }  // namespace
@@ -70,7 +78,15 @@ int main(int argc, char** argv) {
   }
   Args args(argv + 2, argv + argc);
   try {
-    return it->second.run(args, std::cout, std::cerr);
+    const int code = it->second.run(args, std::cout, std::cerr);
+    // A report that could not be printed (standard output on a full disk, a closed pipe)
+    // is a failure, not a success with nothing said.
+    std::cout.flush();
+    if (!std::cout) {
+      std::cerr << "qingshui " << name << ": error: cannot write to standard output\n";
+      return code == qingshui::cli::kExitOk ? qingshui::cli::kExitFailure : code;
+    }
+    return code;
   } catch (const qingshui::ConfigError& e) {
     std::cerr << "qingshui " << name << ": " << e.what() << "\n";
     return qingshui::cli::kExitInvalidInput;

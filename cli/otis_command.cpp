@@ -2,7 +2,11 @@
 // input deck with the Qingshui transport engine (default) or with OTIS's own numerical
 // method (--scheme otis, to reproduce OTIS's numbers) and writes every output file named in
 // control.inp in OTIS's format. Files are written atomically (temporary file, then rename).
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -32,20 +36,11 @@ void Usage(std::ostream& out) {
          "is an estimation: the parameters star.inp frees are fitted reach by reach to the\n"
          "observations in data.inp as OTIS-P does (Levenberg-Marquardt, OTIS's own scheme as\n"
          "the model). Writes OUT_DIR/estimates.csv (reach,parameter,estimate,std_error) and\n"
-         "the solute output of the whole deck at the estimates in OTIS's format.\n";
-}
-
-void WriteAtomically(const std::filesystem::path& path, const std::string& contents) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp-qingshui";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write " + tmp.string());
-    f << contents;
-    f.flush();
-    if (!f) throw std::runtime_error("cannot write " + tmp.string());
-  }
-  std::filesystem::rename(tmp, path);
+         "the solute output of the whole deck at the estimates in OTIS's format.\n\n"
+         "Each output file is written to a temporary file and renamed over the old one only\n"
+         "when complete (a run that fails or is killed leaves the previous file).\n"
+         "exit codes: 0 success, 1 runtime failure (e.g. an output cannot be written),\n"
+         "2 invalid deck or usage (file:line: field: what)\n";
 }
 
 }  // namespace
@@ -85,16 +80,20 @@ int RunOtis(const Args& args, std::ostream& out, std::ostream& err) {
     return kExitInvalidInput;
   }
   if (out_dir.empty()) out_dir = deck;
-  std::filesystem::create_directories(out_dir);
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    if (ec) throw std::runtime_error("cannot create output folder " + out_dir + ": " + ec.message());
+  }
 
   OtisDeck d = ReadOtisDeck(deck);
   if (d.has_estimation) {
     const calibration::OtisEstimation est = calibration::EstimateOtisParameters(d);
     const std::filesystem::path csv = std::filesystem::path(out_dir) / "estimates.csv";
-    WriteAtomically(csv, calibration::FormatOtisEstimates(est));
+    WriteFileAtomically(csv.string(), calibration::FormatOtisEstimates(est));
     out << "wrote " << csv.string() << "\n";
     for (const OtisOutputFile& f : FormatOtisOutputs(est.fitted, est.result)) {
-      WriteAtomically(std::filesystem::path(out_dir) / f.name, f.contents);
+      WriteFileAtomically((std::filesystem::path(out_dir) / f.name).string(), f.contents);
       out << "wrote " << (std::filesystem::path(out_dir) / f.name).string() << "\n";
     }
     out << "OTIS-P estimation (Levenberg-Marquardt on OTIS's own scheme):\n" << est.BriefReport();
@@ -108,7 +107,7 @@ int RunOtis(const Args& args, std::ostream& out, std::ostream& err) {
     result = transport::TransportSolver(OtisOptions(d)).Run(problem);
   }
   for (const OtisOutputFile& f : FormatOtisOutputs(d, result)) {
-    WriteAtomically(std::filesystem::path(out_dir) / f.name, f.contents);
+    WriteFileAtomically((std::filesystem::path(out_dir) / f.name).string(), f.contents);
     out << "wrote " << (std::filesystem::path(out_dir) / f.name).string() << "\n";
   }
   if (scheme == "otis") {

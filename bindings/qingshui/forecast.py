@@ -161,12 +161,14 @@ def read_observations(path: PathLike) -> pd.DataFrame:
     or the same as HDF5 datasets) as a DataFrame with UTC ``time``."""
     path = os.fspath(path)
     if path.endswith((".h5", ".hdf5")):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            g = f["observations"] if "observations" in f else f
-            cols = {k: g[k][()] for k in ("time", "station", "species", "value", "flag") if k in g}
-        df = pd.DataFrame({k: [x.decode() if isinstance(x, bytes) else x for x in v] for k, v in cols.items()})
+        # The engine's reader: it checks the file before libhdf5 walks it and reads it in a
+        # child process, so that a corrupt file is a DataError, never a crash of Python.
+        cols = _qingshui.forecast_read_observations_hdf5(path)
+        df = pd.DataFrame({
+            "time": pd.to_datetime(np.asarray(cols["time_utc_s"], dtype="int64"), unit="s", utc=True),
+            "station": cols["station"], "species": cols["species"],
+            "value": np.asarray(cols["value"], dtype=float), "flag": cols["flag"]})
+        return df
     else:
         df = pd.read_csv(path, comment="#", dtype={"flag": str}, keep_default_na=False, na_values={"value": [""]})
     df["time"] = pd.to_datetime(df["time"], utc=True)

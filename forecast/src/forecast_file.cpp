@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -388,32 +389,70 @@ void WriteContents(hid_t file, const ForecastResult& r, const Network& net,
 void WriteForecastFile(const std::string& path_text, const ForecastResult& r, const Network& net,
                        const ForecastFileInfo& info) {
   const fs::path path(path_text);
+  if (std::error_code ec; fs::exists(path, ec) && !fs::is_regular_file(path, ec)) {
+    throw Error("cannot write " + path_text +
+                ": it exists and is not a regular file (not replaced)");
+  }
   RemoveStaleTemporaries(path);
   fs::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid());
-  try {
-    {
-      Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-      // Creation order of attributes/links kept, netCDF-4 style (libver earliest is fine).
-      Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
-      H5Pset_link_creation_order(fcpl.id, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-      H5Pset_attr_creation_order(fcpl.id, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-      Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.id, fapl.id), H5Fclose);
-      if (file.id < 0) throw Error("cannot create " + tmp.string());
-      WriteContents(file.id, r, net, info);
-      Check(H5Fflush(file.id, H5F_SCOPE_GLOBAL), "flush " + tmp.string());
-    }
-    // Durable before it becomes visible: fsync the file, then rename over the old one.
-    const int fd = ::open(tmp.c_str(), O_RDONLY);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
-    fs::rename(tmp, path);
-  } catch (...) {
+  // The HDF5 file is built in memory (core driver, no backing store) and its image written
+  // by us: libhdf5 1.10 cannot recover from a failed write to disk - the file it could not
+  // close stays in its tables and crashes the process at exit (a full disk gave SIGSEGV
+  // after the error message; tests/python/test_reliability.py). The temporary file is
+  // opened first, so that a run killed while the file is built leaves only it.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw Error("cannot create " + tmp.string() + ": " + std::strerror(errno) +
+                " (the previous " + path_text + ", if any, is unchanged)");
+  }
+  auto fail = [&](const std::string& why) {
+    ::close(fd);
     std::error_code ignored;
     fs::remove(tmp, ignored);
-    throw;
+    throw Error("cannot write " + path_text + ": " + why + " (the previous file, if any, is " +
+                "unchanged)");
+  };
+  std::vector<char> image;
+  try {
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    Check(H5Pset_fapl_core(fapl.id, 4 << 20, 0), "set the in-memory driver");
+    // Creation order of attributes/links kept, netCDF-4 style (libver earliest is fine).
+    Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+    H5Pset_link_creation_order(fcpl.id, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    H5Pset_attr_creation_order(fcpl.id, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.id, fapl.id), H5Fclose);
+    if (file.id < 0) throw Error("cannot create " + tmp.string() + " in memory");
+    WriteContents(file.id, r, net, info);
+    Check(H5Fflush(file.id, H5F_SCOPE_GLOBAL), "flush " + tmp.string());
+    const ssize_t size = H5Fget_file_image(file.id, nullptr, 0);
+    if (size <= 0) throw Error("HDF5: cannot get the file image");
+    image.resize(static_cast<size_t>(size));
+    if (H5Fget_file_image(file.id, image.data(), image.size()) != size) {
+      throw Error("HDF5: cannot get the file image");
+    }
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  for (size_t done = 0; done < image.size();) {
+    const ssize_t n = ::write(fd, image.data() + done, image.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail(std::strerror(n < 0 ? errno : EIO));
+    done += static_cast<size_t>(n);
+  }
+  // Durable before it becomes visible: fsync the file, then rename over the old one.
+  if (::fsync(fd) != 0) fail(std::strerror(errno));
+  if (::close(fd) != 0) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw Error("cannot write " + path_text + ": " + std::strerror(errno));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw Error("cannot write " + path_text + ": " + ec.message());
   }
 }
 

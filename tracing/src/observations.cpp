@@ -1,10 +1,13 @@
+#include "qingshui/core/text.h"
 #include "qingshui/tracing/observations.h"
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -67,36 +70,11 @@ std::string Trim(const std::string& s) {
   return s.substr(a, b - a);
 }
 
-// One CSV record (RFC 4180 quoting within a line).
+// One CSV record (RFC 4180 quoting within a line); ok = false for an open quote.
 std::vector<std::string> SplitCsv(const std::string& line, bool* ok) {
-  std::vector<std::string> out;
-  std::string field;
-  bool quoted = false;
-  *ok = true;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"') {
-        if (i + 1 < line.size() && line[i + 1] == '"') {
-          field += '"';
-          ++i;
-        } else {
-          quoted = false;
-        }
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.push_back(Trim(field));
-      field.clear();
-    } else {
-      field += c;
-    }
-  }
-  if (quoted) *ok = false;
-  out.push_back(Trim(field));
+  bool open_quote = false;
+  std::vector<std::string> out = SplitCsvLine(line, &open_quote);
+  *ok = !open_quote;
   return out;
 }
 
@@ -288,19 +266,30 @@ void WriteObservationsCsv(const std::string& path, const std::vector<Observation
   const fs::path target(path);
   fs::path tmp = target;
   tmp += ".tmp" + std::to_string(::getpid());
+  // A failed write (unwritable folder, full disk) removes its temporary: only the previous
+  // file, if any, remains.
+  auto fail = [&](const std::string& why) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw std::runtime_error("cannot write " + path + ": " + why +
+                             " (the previous file, if any, is unchanged)");
+  };
+  std::error_code ec;
+  if (fs::exists(target, ec) && !fs::is_regular_file(target, ec)) {
+    throw std::runtime_error("cannot write " + path +
+                             ": it exists and is not a regular file (not replaced)");
+  }
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error("cannot write " + path);
+    if (!f) fail(std::strerror(errno));
     f << FormatObservationsCsv(rows);
     f.flush();
-    if (!f) throw std::runtime_error("cannot write " + path);
+    if (!f) fail(std::strerror(errno));
+    f.close();
+    if (!f) fail(std::strerror(errno));
   }
-  std::error_code ec;
   fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp);
-    throw std::runtime_error("cannot write " + path + ": " + ec.message());
-  }
+  if (ec) fail(ec.message());
 }
 
 }  // namespace qingshui::tracing
