@@ -580,7 +580,7 @@ Uncertain ReadUncertain(const YamlDoc& doc, const YAML::Node& n, const std::stri
   }
   const std::string d =
       doc.String(doc.Required(n, "distribution", field + ".distribution"), field + ".distribution");
-  if (n["src"]) u.src = n["src"].as<std::string>();
+  if (n["src"]) u.src = doc.String(n["src"], field + ".src");
   if (d == "fixed") {
     u.kind = Uncertain::Kind::kFixed;
     u.a = doc.Number(doc.Required(n, "value", field + ".value"), field + ".value");
@@ -631,7 +631,7 @@ AllocationProblem ReadAllocationFile(const std::string& path) {
     std::vector<std::string> species;
     const YAML::Node sp = doc.Required(n, "species", f + ".species");
     if (sp.IsSequence()) {
-      for (const auto& s : sp) species.push_back(s.as<std::string>());
+      for (const auto& s : sp) species.push_back(doc.String(s, f + ".species"));
     } else {
       species.push_back(doc.String(sp, f + ".species"));
     }
@@ -656,7 +656,7 @@ AllocationProblem ReadAllocationFile(const std::string& path) {
     for (const char* key : {"min_mg_l", "cost_per_kg"}) {
       if (!n[key]) continue;
       for (const auto& kv : n[key]) {
-        const std::string sp = kv.first.as<std::string>();
+        const std::string sp = doc.Key(kv.first, f + "." + key);
         const double v = doc.Number(kv.second, f + "." + key + "." + sp);
         if (!(v >= 0))
           throw ConfigError(doc.Where(kv.second, f + "." + key + "." + sp) + "must be >= 0");
@@ -679,7 +679,7 @@ AllocationProblem ReadAllocationFile(const std::string& path) {
     get("temperature_c", &p.temperature_c);
     if (u["decay"]) {
       for (const auto& kv : u["decay"]) {
-        const std::string sp = kv.first.as<std::string>();
+        const std::string sp = doc.Key(kv.first, "uncertainty.decay");
         p.decay[sp] = ReadUncertain(doc, kv.second, "uncertainty.decay." + sp);
       }
     }

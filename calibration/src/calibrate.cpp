@@ -565,7 +565,7 @@ CalibrationProblem ReadCalibrationFile(const std::string& path, std::string* net
     for (const char* key : {"stations", "species"}) {
       if (!w[key]) continue;
       for (const auto& kv : w[key]) {
-        const std::string id = kv.first.as<std::string>();
+        const std::string id = doc.Key(kv.first, std::string("weights.") + key);
         const double v = doc.Number(kv.second, std::string("weights.") + key + "." + id);
         (std::string(key) == "stations" ? pb.station_weights : pb.species_weights)[id] = v;
       }

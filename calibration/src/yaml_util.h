@@ -61,7 +61,15 @@ class YamlDoc {
   }
   // The provenance text of a {value, src} number, empty for a plain number.
   std::string Source(const YAML::Node& n) const {
-    return n.IsMap() && n["src"] ? n["src"].as<std::string>() : std::string();
+    return n.IsMap() && n["src"] ? String(n["src"], "src") : std::string();
+  }
+  // The text of a map key (YAML also allows a sequence or a map as a key, which
+  // yaml-cpp's as<string>() would answer with its own exception, unlocated).
+  std::string Key(const YAML::Node& key, const std::string& field) const {
+    if (!key.IsScalar()) {
+      throw ConfigError(Where(key, field) + "expected a key (text), found a sequence or a map");
+    }
+    return key.Scalar();
   }
 
  private:

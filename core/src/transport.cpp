@@ -454,6 +454,16 @@ class Engine {
 
 void Engine::Validate() {
   auto fail = [](const std::string& what) { throw ConfigError("transport problem: " + what); };
+  // NaN compares false with everything: every number is checked to be finite explicitly,
+  // naming the first offending index.
+  auto check_values = [&](const std::vector<double>& v, const std::string& what, bool nonneg) {
+    for (size_t j = 0; j < v.size(); ++j) {
+      if (!std::isfinite(v[j]) || (nonneg && v[j] < 0)) {
+        fail(what + "[" + std::to_string(j) + "] must be a finite number" +
+             (nonneg ? " >= 0" : "") + " (found " + std::to_string(v[j]) + ")");
+      }
+    }
+  };
   if (S_ < 1) fail("num_species must be >= 1");
   if (N_ < 1) fail("no segments");
   if (M_ < 1) fail("no members (give one Forcing)");
@@ -463,10 +473,14 @@ void Engine::Validate() {
     if (g.downstream != -1 && (g.downstream <= i || g.downstream >= N_)) {
       fail(at + "downstream index must be larger than its own (upstream-first numbering) or -1");
     }
-    if (!(g.length_m > 0.0)) fail(at + "length_m must be > 0");
-    if (g.dispersion_m2s < 0 || g.storage_area_m2 < 0 || g.exchange_per_s < 0) {
-      fail(at + "dispersion, storage area and exchange rate must be >= 0");
+    if (!(g.length_m > 0.0) || !std::isfinite(g.length_m)) fail(at + "length_m must be finite and > 0");
+    if (!(g.dispersion_m2s >= 0) || !(g.storage_area_m2 >= 0) || !(g.exchange_per_s >= 0) ||
+        !std::isfinite(g.dispersion_m2s) || !std::isfinite(g.storage_area_m2) ||
+        !std::isfinite(g.exchange_per_s)) {
+      fail(at + "dispersion, storage area and exchange rate must be finite and >= 0");
     }
+    check_values(g.decay_per_s, at + "decay_per_s", true);
+    check_values(g.storage_decay_per_s, at + "storage_decay_per_s", true);
     if (g.exchange_per_s > 0 && !(g.storage_area_m2 > 0)) {
       fail(at + "exchange_per_s > 0 needs storage_area_m2 > 0");
     }
@@ -484,10 +498,9 @@ void Engine::Validate() {
       if (!(f >= 0.0 && f < 1.0)) fail(at + "removal_fraction must be in [0, 1)");
     }
     for (const Sorption& so : g.sorption) {
-      if (so.main_rate_per_s < 0 || so.storage_rate_per_s < 0 || so.sediment_kg_per_m3 < 0 ||
-          so.kd_m3_per_kg < 0 || so.storage_background_g_m3 < 0) {
-        fail(at + "sorption parameters must be >= 0");
-      }
+      check_values({so.main_rate_per_s, so.storage_rate_per_s, so.sediment_kg_per_m3,
+                    so.kd_m3_per_kg, so.storage_background_g_m3},
+                   at + "sorption parameters", true);
       if (so.storage_rate_per_s > 0 && !(g.storage_area_m2 > 0)) {
         fail(at + "storage-zone sorption needs storage_area_m2 > 0");
       }
@@ -508,7 +521,16 @@ void Engine::Validate() {
     if (!f.lateral_concentration_g_m3.empty() && f.lateral_concentration_g_m3.size() != n * S_) {
       fail(at + "lateral_concentration_g_m3 needs segments x species values");
     }
+    if (!std::isfinite(p_.flow.times_s[k])) fail(at + "time must be finite");
+    check_values(f.flow_m3s, at + "flow_m3s", true);
+    check_values(f.area_m2, at + "area_m2", true);
+    check_values(f.lateral_inflow_m2s, at + "lateral_inflow_m2s", true);
+    check_values(f.lateral_outflow_m2s, at + "lateral_outflow_m2s", true);
+    check_values(f.headwater_inflow_m3s, at + "headwater_inflow_m3s", true);
+    check_values(f.lateral_concentration_g_m3, at + "lateral_concentration_g_m3", true);
   }
+  check_values(p_.theta, "theta", true);
+  check_values(p_.reaction_matrix_per_s, "reaction_matrix_per_s", false);
   if (!p_.theta.empty() && p_.theta.size() != static_cast<size_t>(S_)) fail("theta needs num_species values");
   if (!p_.reaction_matrix_per_s.empty() &&
       p_.reaction_matrix_per_s.size() != static_cast<size_t>(S_) * S_) {
@@ -517,7 +539,8 @@ void Engine::Validate() {
   std::string err;
   if (!p_.temperature_c.IsValid(&err)) fail("temperature_c: " + err);
   if (!opt_.steady_state) {
-    if (!(p_.time_step_s > 0.0)) fail("time_step_s must be > 0");
+    if (!(p_.time_step_s > 0.0) || !std::isfinite(p_.time_step_s)) fail("time_step_s must be finite and > 0");
+    if (!std::isfinite(p_.start_time_s) || !std::isfinite(p_.end_time_s)) fail("start and end times must be finite");
     if (!(p_.end_time_s >= p_.start_time_s)) fail("end_time_s must be >= start_time_s");
   }
   for (size_t k = 0; k < p_.output_times_s.size(); ++k) {
@@ -532,6 +555,7 @@ void Engine::Validate() {
         (st.next_segment < 0 && st.weight != 0.0)) {
       fail("station refers to an unknown segment");
     }
+    if (!(st.weight >= 0.0 && st.weight <= 1.0)) fail("station weight must be in [0, 1]");
   }
   // Boundaries: same segments and kinds in every member.
   const auto& b0 = p_.members[0].boundaries;
@@ -558,6 +582,9 @@ void Engine::Validate() {
     for (const auto* v : {&fo.initial_concentration_g_m3, &fo.initial_storage_g_m3, &fo.initial_sorbed_g_kg}) {
       if (!v->empty() && v->size() != n) fail(at + "initial values need segments x species entries");
     }
+    check_values(fo.initial_concentration_g_m3, at + "initial_concentration_g_m3", false);
+    check_values(fo.initial_storage_g_m3, at + "initial_storage_g_m3", false);
+    check_values(fo.initial_sorbed_g_kg, at + "initial_sorbed_g_kg", false);
   }
 }
 

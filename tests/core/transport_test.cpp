@@ -3,10 +3,12 @@
 // dx^2 with the constant measured once on the coarsest grid, plus a margin) and are never
 // fitted to pass.
 #include "qingshui/core/transport.h"
+#include "transport_fixtures.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "qingshui/core/error.h"
@@ -16,26 +18,7 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-// A straight uniform channel of n segments of length dx, flow Q, area A, dispersion D.
-TransportProblem Channel(int n, double dx, double Q, double A, double D) {
-  TransportProblem p;
-  p.num_species = 1;
-  p.segments.resize(n);
-  for (int i = 0; i < n; ++i) {
-    p.segments[i].downstream = i + 1 < n ? i + 1 : -1;
-    p.segments[i].length_m = dx;
-    p.segments[i].dispersion_m2s = D;
-  }
-  FlowState f;
-  f.flow_m3s.assign(n, Q);
-  f.area_m2.assign(n, A);
-  f.headwater_inflow_m3s.assign(n, 0.0);
-  f.headwater_inflow_m3s[0] = Q;
-  p.flow.times_s = {0.0};
-  p.flow.states = {f};
-  p.members.resize(1);
-  return p;
-}
+using fixtures::Channel;  // tests/transport_fixtures.h
 
 void SetDecay(TransportProblem* p, double lambda, double lambda_s = 0.0) {
   for (auto& s : p->segments) {
@@ -829,6 +812,44 @@ TEST(TransportTest, InvalidProblemsAreConfigErrors) {
   std::string error;
   EXPECT_FALSE(bad.IsValid(&error));
   EXPECT_THROW(TransportSolver{bad}, ConfigError);
+}
+
+// NaN passes every "< 0" test: each number given through the API must be checked to be
+// finite, with a message that names the field and the index.
+TEST(TransportTest, NonFiniteNumbersAreConfigErrorsNamingTheField) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  auto expect_error = [](const TransportProblem& q, const std::string& fragment) {
+    try {
+      TransportSolver(TransportOptions()).Run(q);
+      ADD_FAILURE() << "no error for " << fragment;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  TransportProblem p = Channel(10, 10.0, 1.0, 1.0, 1.0);
+  p.time_step_s = 1.0;
+  p.end_time_s = 10.0;
+  TransportProblem q = p;
+  q.segments[4].dispersion_m2s = nan;
+  expect_error(q, "segment 4: dispersion");
+  q = p;
+  q.flow.states[0].flow_m3s[6] = nan;
+  expect_error(q, "flow_m3s[6]");
+  q = p;
+  q.flow.states[0].area_m2[2] = -1.0;
+  expect_error(q, "area_m2[2]");
+  q = p;
+  SetDecay(&q, 1e-4);
+  q.segments[1].decay_per_s[0] = nan;
+  expect_error(q, "segment 1: decay_per_s[0]");
+  q = p;
+  q.time_step_s = inf;
+  expect_error(q, "time_step_s");
+  q = p;
+  q.members[0].initial_concentration_g_m3.assign(10, 0.0);
+  q.members[0].initial_concentration_g_m3[3] = inf;
+  expect_error(q, "initial_concentration_g_m3[3]");
 }
 
 }  // namespace

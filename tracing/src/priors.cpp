@@ -135,7 +135,7 @@ TracingPriors ParseTracingPriors(const std::string& text, const std::string& fil
   if (const YAML::Node kinds = root["kinds"]; kinds.IsDefined()) {
     if (!kinds.IsMap()) r.Fail(kinds, "kinds", "expected a map kind -> {ratios, prior_weight}");
     for (const auto& kv : kinds) {
-      const std::string kind = kv.first.as<std::string>();
+      const std::string kind = r.Key(kv.first, "kinds");
       const std::string field = "kinds." + kind;
       SourceKind parsed;
       if (!ParseSourceKind(kind, &parsed)) {
@@ -152,7 +152,7 @@ TracingPriors ParseTracingPriors(const std::string& text, const std::string& fil
         if (!ratios.IsMap())
           r.Fail(ratios, field + ".ratios", "expected a map species -> {median, log_sd}");
         for (const auto& sr : ratios) {
-          const std::string sp = sr.first.as<std::string>();
+          const std::string sp = r.Key(sr.first, field + ".ratios");
           const std::string f = field + ".ratios." + sp;
           r.CheckKeys(sr.second, f, {"median", "log_sd"});
           if (!sr.second["median"].IsDefined() || !sr.second["log_sd"].IsDefined()) {
