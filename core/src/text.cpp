@@ -1,5 +1,6 @@
 #include "qingshui/core/text.h"
 
+#include <cctype>
 #include <cstdio>
 
 namespace qingshui {
@@ -34,6 +35,46 @@ std::string JsonString(const std::string& s) {
     }
   }
   return out + "\"";
+}
+
+namespace {
+
+std::string Trimmed(const std::string& s) {
+  size_t a = 0, b = s.size();
+  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
+  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
+  return s.substr(a, b - a);
+}
+
+}  // namespace
+
+std::vector<std::string> SplitCsvLine(const std::string& line, bool* unterminated) {
+  std::vector<std::string> out;
+  std::string field;
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.push_back(Trimmed(field));
+      field.clear();
+    } else {
+      field += c;
+    }
+  }
+  out.push_back(Trimmed(field));
+  if (unterminated) *unterminated = quoted;
+  return out;
 }
 
 }  // namespace qingshui

@@ -1,3 +1,4 @@
+#include "qingshui/core/text.h"
 #include "qingshui/forecast/inputs.h"
 
 #include <yaml-cpp/yaml.h>
@@ -51,33 +52,7 @@ std::string ReadTextFile(const std::string& path) {
   return buffer.str();
 }
 
-std::vector<std::string> SplitCsvLine(const std::string& line) {
-  std::vector<std::string> out;
-  std::string field;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.push_back(Trim(field));
-      field.clear();
-    } else {
-      field += c;
-    }
-  }
-  out.push_back(Trim(field));
-  return out;
-}
+std::vector<std::string> SplitCsvLine(const std::string& line) { return qingshui::SplitCsvLine(line); }
 
 std::string Trim(const std::string& s) {
   size_t a = 0, b = s.size();
