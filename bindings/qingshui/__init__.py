@@ -20,7 +20,7 @@ from .network import Network, default_network_path, load_network
 from .forecast import exceedance_table, forecast_summary, read_forecast, read_observations, run_forecast
 from . import plot
 from .scenario import Result, Scenario, progress, run_all
-from .tracing import TraceResult, release_history, simulate, trace
+from .tracing import TraceResult, read_trace, release_history, simulate, trace
 from .transport import run_otis
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "progress",
     "read_forecast",
     "read_observations",
+    "read_trace",
     "release_history",
     "route_days",
     "run_all",

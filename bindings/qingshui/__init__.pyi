@@ -94,6 +94,8 @@ from .calibration import (
 
 from .tracing import TraceResult as TraceResult
 
+def read_trace(path: Union[str, PathLike[str]]) -> TraceResult: ...
+
 def simulate(
     scenario: Union[Mapping[str, Any], str, PathLike[str]],
     network: Union[Network, str, PathLike[str], None] = ...,

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import _qingshui
+from ._qingshui import DataError
 from .network import Network, default_network_path, load_network
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -291,6 +292,50 @@ def _result(raw: Dict[str, Any]) -> TraceResult:
     )
 
 
+def read_trace(path: Union[str, "os.PathLike[str]"]) -> TraceResult:
+    """A trace saved with ``qingshui trace --json > FILE`` (or ``TraceResult.to_json()``),
+    as the same :class:`TraceResult` that :func:`trace` returns.
+
+    The readable table is rebuilt from the JSON (a short form of the CLI's table).
+
+    Raises
+    ------
+    DataError
+        When the file is not such a JSON document (names the file and what is missing).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        doc = json.loads(text)
+        dg = doc["diagnostics"]
+        raw = {
+            "hypotheses": doc["hypotheses"],
+            "groups": doc["groups"],
+            "source_probability": dg["source_probability"],
+            "credible_set_90": dg["credible_set_90"],
+            "identifiability": dg["identifiability"],
+            "next_samples": dg["next_samples"],
+            "elapsed_s": doc["elapsed_s"],
+            "json": text,
+        }
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read the trace file ({e})") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not JSON ({e.msg})") from None
+    except (KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a trace result of 'qingshui trace --json' (missing {e})") from None
+    lines = [f"Source tracing (read from {path})", "", "rank  prob    hypothesis"]
+    for rank, h in enumerate(raw["hypotheses"], start=1):
+        lines.append(f"{rank:<5} {h['probability']:<7.3f} {h['label']}")
+    lines += ["", "90% credible set: " + ", ".join(raw["credible_set_90"])]
+    raw["table"] = "\n".join(lines) + "\n"
+    try:
+        return _result(raw)
+    except (KeyError, TypeError, IndexError) as e:
+        raise DataError(f"{path}: not a trace result of 'qingshui trace --json' (missing {e})") from None
+
+
 def trace(
     observations: ObservationsLike,
     network: NetworkLike = None,
@@ -422,4 +467,4 @@ def release_history(
     return frame
 
 
-__all__ = ["TraceResult", "default_priors_path", "release_history", "simulate", "trace"]
+__all__ = ["TraceResult", "default_priors_path", "read_trace", "release_history", "simulate", "trace"]

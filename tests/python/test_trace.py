@@ -130,3 +130,24 @@ def test_errors_name_file_line_and_field(tmp_path, cli):
     obs.write_text("time,station,species,value\n2024-04-15T00:00+08:00,miaoqian,COD,-2\n")
     with pytest.raises(qs.DataError, match=r"obs.csv:2: value"):
         qs.trace(obs)
+
+
+def test_a_trace_saved_by_the_cli_loads_as_the_same_result(tmp_path):
+    """`qingshui trace --json > FILE` and qs.read_trace(FILE) give what qs.trace gives."""
+    obs = qs.simulate(SCENARIO)
+    r = qs.trace(obs)
+    saved = tmp_path / "trace.json"
+    saved.write_text(r.to_json(), encoding="utf-8")
+    back = qs.read_trace(saved)
+    # The JSON carries 4 significant digits for the factors, more for the rest: equal to that.
+    pd.testing.assert_frame_equal(back.hypotheses, r.hypotheses, check_exact=False, rtol=5e-4)
+    pd.testing.assert_frame_equal(back.sources, r.sources, check_exact=False, rtol=5e-4)
+    assert back.credible_set_90 == r.credible_set_90
+    assert back.groups == r.groups
+    pd.testing.assert_series_equal(back.source_probability, r.source_probability,
+                                   check_exact=False, rtol=1e-3)
+    assert "90% credible set" in str(back)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hypotheses": []}', encoding="utf-8")
+    with pytest.raises(qs.DataError, match="bad.json"):
+        qs.read_trace(bad)
