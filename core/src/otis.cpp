@@ -183,6 +183,16 @@ void ReadParams(OtisDeck* d) {
     if (!(d->time_step_h > 0)) f.Fail("TSTEP", "must be > 0 for a dynamic simulation");
     if (!(d->print_step_h > 0)) f.Fail("PSTEP", "must be > 0 for a dynamic simulation");
     if (!(d->final_h > d->start_h)) f.Fail("TFINAL", "must be > TSTART (or 0 for steady state)");
+    // Bounded so that the step and print counts fit their integers and the print times fit
+    // in memory (found by fuzz_otis: a tiny PSTEP over a long run asked for 2 GB of times).
+    const double steps = (d->final_h - d->start_h) / d->time_step_h;
+    if (!(steps <= 1e9)) {
+      f.Fail("TSTEP", "(TFINAL - TSTART) / TSTEP is more than 10^9 time steps");
+    }
+    const double prints = steps / std::max(1.0, std::round(d->print_step_h / d->time_step_h));
+    if (!(prints <= 1e7)) {
+      f.Fail("PSTEP", "more than 10^7 print times ((TFINAL - TSTART) / max(PSTEP, TSTEP))");
+    }
   }
   long long total_segments = 0;
   for (int r = 0; r < nreach; ++r) {
