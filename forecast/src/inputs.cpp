@@ -52,7 +52,6 @@ std::string ReadTextFile(const std::string& path) {
   return buffer.str();
 }
 
-std::vector<std::string> SplitCsvLine(const std::string& line) { return qingshui::SplitCsvLine(line); }
 
 std::string Trim(const std::string& s) {
   size_t a = 0, b = s.size();
@@ -90,7 +89,7 @@ std::vector<std::pair<int, std::string>> CsvLines(const std::string& text) {
 
 using detail::CsvLines;
 using detail::ParseNumber;
-using detail::SplitCsvLine;
+using qingshui::SplitCsvLine;  // core/text.h
 
 namespace {
 

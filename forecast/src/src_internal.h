@@ -9,7 +9,6 @@ namespace qingshui::forecast::detail {
 
 std::string ReadTextFile(const std::string& path);  // ConfigError when it cannot be read
 std::string Trim(const std::string& s);
-std::vector<std::string> SplitCsvLine(const std::string& line);
 // Whole text is a number (strtod); false for empty or trailing text.
 bool ParseNumber(const std::string& text, double* value);
 // (line number, line) of every non-blank, non-comment line.
