@@ -220,11 +220,15 @@ struct Piece {
 struct AdvCoef {
   double tau = -1.0;
   long long hver = -1;
-  std::vector<double> r;       // tau / V (0 for a dry cell)
-  std::vector<double> wh, w;   // (1 - nu) dx / 2 and 1 - nu on a limited face, else 0
-  std::vector<double> hu, hd;  // 1 / centre distance to the upstream / downstream centre
-  std::vector<double> iq;      // 1 / Q_in (0 without inflow)
+  std::vector<double> r;    // tau / V (0 for a dry cell)
+  std::vector<double> w;    // 1 - nu on a limited face, else 0 (cap of the deviation)
+  std::vector<double> k;    // (1 - nu) dx / h_d on a limited face, else 0 (limiter gain)
+  std::vector<double> rho;  // h_u / h_d: ratio of the centre distances up and down
+  std::vector<double> iq;   // 1 / Q_in (0 without inflow)
+  std::vector<double> qa;   // Q_{i-1} / Q_in: the upstream share of a chain cell's inflow
+  std::vector<double> dq;   // Q - Q_in (0 for a dry cell): flow closure
   std::vector<int> closure_cells;  // wet cells with Q_in != Q
+  std::vector<char> piece_dq;      // per piece: a run holding a closure cell
 };
 
 // The implicit (Crank-Nicolson) operator of one species for a step tau at one hydraulic
@@ -236,6 +240,9 @@ struct ImpCoef {
   long long hver = -1;
   long long stamp = 0;  // for least-recently-used replacement
   int substeps = 1;     // sub-steps that make this step provably positive
+  // cdec, ccl: half the budget weights of decay and lateral closure (tau lambda V / 2,
+  // tau q_in dx / 2): the trapezoidal means are booked as cdec C0 in the elimination and
+  // cdec C1 in the back substitution.
   std::vector<double> a0, kh, ip, e, g, srcl, cdec, ccl;
   bool storage = false, sorb = false;
   std::vector<double> s_den, s_keep, s_in, s_bg, s_ex, s_q, s_dec, s_bgk, s_back;
@@ -283,7 +290,7 @@ struct LoadEntry {
 struct Item {
   int s = 0, m0 = 0, m1 = 0;
   std::vector<int> members;
-  std::vector<double> F, delta, y, c0, ext, pS, pB, cbv, kbv, acc, eps;
+  std::vector<double> F, y, c0, ext, pS, pB, cbv, kbv, acc, eps;
   std::vector<size_t> touched;  // ext entries set by sparse sources
   std::vector<LoadEntry> loads;
   Partials P;
@@ -295,6 +302,7 @@ struct Item {
   // Compacted copy of the members that fall back.
   std::vector<double> gC, gCs, gCb;
   std::vector<int> gmembers, fail_cols;
+  std::vector<char> piece_ext;  // per piece: the run has right-hand-side entries
   std::vector<char> ok;
   std::vector<int> cand;  // possible extrema found by the single-column back substitution
   int ncand = 0;
@@ -418,7 +426,7 @@ class Engine {
   void Bisect(Item& it, const Block& G, const char* active, double ta, double tau, double tf,
               int* used);
   void Sources(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1);
-  template <int kMb, bool kCheck>
+  template <int kMb, bool kCheck, bool kKeepOld = kCheck>
   void SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1);
   template <int kMb>
   bool CheckFast(const ImpCoef& ic, Item& it, const Block& B, std::vector<double>& eps) const;
@@ -436,6 +444,7 @@ class Engine {
   std::vector<int> bkind_;  // per segment: -1 none/not headwater, 0 conc, 1 mass flux
   std::vector<int> bindex_;  // per segment: index in member.boundaries, -1 = none
   std::vector<Piece> pieces_;
+  std::vector<int> piece_of_;  // per cell: index in pieces_
   std::vector<int> outlets_;
   bool has_reactions_ = false;
   // Hydraulics of the current step and a version number that changes with them.
@@ -647,6 +656,10 @@ void Engine::BuildTopology() {
     } else {
       pieces_.push_back(Piece{i, i + 1, chain});
     }
+  }
+  piece_of_.assign(N_, 0);
+  for (size_t p = 0; p < pieces_.size(); ++p) {
+    for (int i = pieces_[p].a; i < pieces_[p].b; ++i) piece_of_[i] = static_cast<int>(p);
   }
 }
 
@@ -944,24 +957,36 @@ void Engine::BuildAdvCoef(AdvCoef* ap, double tau) const {
   a.tau = tau;
   a.hver = hver_;
   a.r.assign(N_, 0.0);
-  a.wh.assign(N_, 0.0);
   a.w.assign(N_, 0.0);
-  a.hu.resize(N_);
-  a.hd.resize(N_);
+  a.k.assign(N_, 0.0);
+  a.rho.resize(N_);
   a.iq.assign(N_, 0.0);
+  a.qa.assign(N_, 0.0);
+  a.dq.assign(N_, 0.0);
   a.closure_cells.clear();
   for (int i = 0; i < N_; ++i) {
     const double V = h_.V[i];
-    a.hu[i] = 1.0 / h_up_[i];
-    a.hd[i] = 1.0 / h_down_[i];
-    if (h_.Qin[i] > 0) a.iq[i] = 1.0 / h_.Qin[i];
+    a.rho[i] = h_up_[i] / h_down_[i];
+    if (h_.Qin[i] > 0) {
+      a.iq[i] = 1.0 / h_.Qin[i];
+      if (i > 0) a.qa[i] = h_.Q[i - 1] * a.iq[i];
+    }
     if (V <= 0) continue;
     a.r[i] = tau / V;
-    if (h_.Qin[i] != h_.Q[i]) a.closure_cells.push_back(i);
+    if (h_.Qin[i] != h_.Q[i]) {
+      a.closure_cells.push_back(i);
+      a.dq[i] = h_.Q[i] - h_.Qin[i];
+    }
     if (down_[i] >= 0 && h_.Qin[i] > 0 && !p_.segments[i].well_mixed) {
       double w = 1.0 - h_.Q[i] * tau / V;
       a.w[i] = w;
-      a.wh[i] = w * (0.5 * dx_[i]);
+      a.k[i] = w * dx_[i] / h_down_[i];
+    }
+  }
+  a.piece_dq.assign(pieces_.size(), 0);
+  for (size_t p = 0; p < pieces_.size(); ++p) {
+    for (int i = pieces_[p].a; i < pieces_[p].b; ++i) {
+      if (a.dq[i] != 0.0) a.piece_dq[p] = 1;
     }
   }
 }
@@ -969,50 +994,61 @@ void Engine::BuildAdvCoef(AdvCoef* ap, double tau) const {
 // Limited Lax-Wendroff face deviation delta = C_face - C_i (Sweby 1984 form with the van
 // Leer limiter, gradients scaled by centre distances), capped so that the update stays a
 // convex combination for Courant <= 0.75 on any grid (docs/methods.md). Inactive faces have
-// wh = w = 0 and get 0.
-inline double Limited(double du, double dd, double hu, double hd, double wh, double w) {
-  double gu = du * hu, gd = dd * hd;
-  double prod = gu * gd;
-  // The van Leer slope 2 prod / (gu + gd) where prod > 0, else 0, written without a branch
-  // so that the loops vectorize: where prod > 0, gu and gd have one sign, so gu + gd =
-  // copysign(|gu| + |gd|, gu) exactly, and |gu| + |gd| >= 2 sqrt(prod) is so far above
-  // DBL_MIN that adding it changes nothing; where prod <= 0 the numerator is 0.
-  double slope = std::copysign(
-      std::max(2.0 * prod, 0.0) / (std::fabs(gu) + std::fabs(gd) + DBL_MIN), gu);
-  double dev = wh * slope;
-  double cap = w * std::min(std::fabs(du), std::fabs(dd));
-  return std::max(-cap, std::min(cap, dev));
+// k = w = 0 and get 0.
+//
+// With the gradients g_u = du / h_u, g_d = dd / h_d, the van Leer slope is 2 g_u g_d /
+// (g_u + g_d) where g_u g_d > 0, else 0, and delta = (1 - nu) dx / 2 x slope. Multiplying
+// through by h_u, it is evaluated as
+//   delta = sign(du) min(k max(du dd, 0) / (|du| + rho |dd|), w min(|du|, |dd|)),
+// k = (1 - nu) dx / h_d, rho = h_u / h_d, with fewer operations per value (this is the
+// inner loop of every run). Without a branch, so that the loops vectorize: where du dd > 0,
+// du and dd have one sign and |du| + rho |dd| >= 2 sqrt(rho du dd) is so far above DBL_MIN
+// that adding it changes nothing; where du dd <= 0 the numerator is 0. The magnitude is
+// >= 0, so taking the smaller of it and the cap and then the sign of du is the clamp of the
+// signed deviation to [-cap, cap].
+inline double Limited(double du, double dd, double rho, double k, double w) {
+  const double adu = std::fabs(du), add = std::fabs(dd);
+  const double q = std::max(du * dd, 0.0) / (adu + rho * add + DBL_MIN);
+  return std::copysign(std::min(k * q, w * std::min(adu, add)), du);
 }
 
 // Kernels for a run of chain cells [a, b) of one contiguous column (a single member):
 // free functions so that the restrict-qualified parameters let the compiler vectorize the
 // loops without run-time alias checks, and the recurrences carry their value in a
 // register. Cell a - 1 and cell b exist (a run cell has its neighbours i - 1 and i + 1).
-QS_KERNEL void AdvectPass1Run(int a, int b, const double* __restrict C, const double* __restrict Q,
-                    const double* __restrict iq, const double* __restrict hu,
-                    const double* __restrict hd, const double* __restrict wh,
-                    const double* __restrict w, double* __restrict D, double* __restrict F) {
+QS_KERNEL void AdvectPass1Run(int a, int b, const double* __restrict C,
+                              const double* __restrict qa, const double* __restrict rho,
+                              const double* __restrict k, const double* __restrict w,
+                              const double* __restrict Q, double* __restrict F) {
   for (int i = a; i < b; ++i) {
-    double dev = Limited(C[i] - (Q[i - 1] * C[i - 1]) * iq[i], C[i + 1] - C[i], hu[i], hd[i],
-                         wh[i], w[i]);
-    D[i] = dev;
+    const double dev =
+        Limited(C[i] - qa[i] * C[i - 1], C[i + 1] - C[i], rho[i], k[i], w[i]);
     F[i] = Q[i] * (C[i] + dev);
   }
 }
 
+// The update C += r (in - F_i + (Q - Q_in) C): the flux F_i = Q (C + delta) that leaves a
+// cell is the one the next cell receives (the OTIS form Q_in C + Q delta is the same sum);
+// Q - Q_in is 0 except where water leaves otherwise (flow closure).
 QS_KERNEL void AdvectPass2Run(int a, int b, double* __restrict C, const double* __restrict F,
-                    const double* __restrict D, const double* __restrict r,
-                    const double* __restrict Qin, const double* __restrict Q) {
-  for (int i = a; i < b; ++i) C[i] += r[i] * (F[i - 1] - Qin[i] * C[i] - Q[i] * D[i]);
+                              const double* __restrict r, const double* __restrict dq) {
+  for (int i = a; i < b; ++i) C[i] += r[i] * ((F[i - 1] - F[i]) + dq[i] * C[i]);
 }
 
-// Right-hand side and forward elimination; returns the running maximum of the old state.
-double ForwardRun(int a, int b, const double* __restrict C, const double* __restrict a0,
-                  const double* __restrict kh, const double* __restrict ip,
-                  const double* __restrict e, const double* __restrict srcl,
-                  const double* __restrict ext, double* __restrict y, double* __restrict c0,
-                  double omax) {
-  double yp = y[a - 1];
+// Running sums of the elimination: the largest old value and the old halves of the
+// decay and closure budget terms.
+struct FwdSums {
+  double omax = -kInf, dec = 0, clo = 0;
+};
+
+// Right-hand side and forward elimination, with the old halves of the budget terms.
+void ForwardRun(int a, int b, const double* __restrict C, const double* __restrict a0,
+                const double* __restrict kh, const double* __restrict ip,
+                const double* __restrict e, const double* __restrict srcl,
+                const double* __restrict ext, const double* __restrict cdec,
+                const double* __restrict ccl, double* __restrict y, double* __restrict c0,
+                FwdSums* sums) {
+  double yp = y[a - 1], omax = sums->omax, dec = sums->dec, clo = sums->clo;
   for (int i = a; i < b; ++i) {
     const double c = C[i];
     const double rhs =
@@ -1021,11 +1057,16 @@ double ForwardRun(int a, int b, const double* __restrict C, const double* __rest
     y[i] = yp;
     c0[i] = c;
     omax = std::max(omax, c);
+    dec += cdec[i] * c;
+    clo += ccl[i] * c;
   }
-  return omax;
+  sums->omax = omax;
+  sums->dec = dec;
+  sums->clo = clo;
 }
 
-// Back substitution with the budget sums (decay, lateral closure) and the new extremes.
+// Back substitution with the new halves of the budget sums (decay, lateral closure) and the
+// new extremes.
 // With kCheck it also lists the cells of the run that may be strict extrema among their
 // dispersive neighbours (pm / nm: 0 = the neighbour disperses, -inf = it does not, +inf =
 // dry cell): cell i + 1 is tested once x_i is known, off the recurrence's critical path.
@@ -1035,8 +1076,8 @@ struct BackSums {
 };
 template <bool kCheck>
 int BackRun(int a, int b, double* __restrict C, const double* __restrict y,
-            const double* __restrict g, const double* __restrict c0,
-            const double* __restrict cdec, const double* __restrict ccl,
+            const double* __restrict g, const double* __restrict cdec,
+            const double* __restrict ccl,
             const double* __restrict pm, const double* __restrict nm, double eps,
             BackSums* sums, int* __restrict cand) {
   double x1 = C[b], x2 = 0.0;
@@ -1045,9 +1086,8 @@ int BackRun(int a, int b, double* __restrict C, const double* __restrict y,
   for (int i = b - 1; i >= a; --i) {
     const double x = y[i] - g[i] * x1;
     C[i] = x;
-    const double mean = 0.5 * (x + c0[i]);
-    dec += cdec[i] * mean;
-    clo += ccl[i] * mean;
+    dec += cdec[i] * x;
+    clo += ccl[i] * x;
     if (kCheck) {
       mn = std::min(mn, x);
       mx = std::max(mx, x);
@@ -1073,34 +1113,31 @@ int BackRun(int a, int b, double* __restrict C, const double* __restrict y,
 // Row kernels: one cell, all columns of a block (members contiguous), vectorized over
 // members. up[m] is the inflowing mass rate per unit... (see each).
 
-// Advection pass 1 of a chain cell: delta and F from the upstream, own and downstream values.
+// Advection pass 1 of a chain cell: F from the upstream, own and downstream values.
 QS_KERNEL void AdvRow1Chain(int mb, const double* __restrict cu, const double* __restrict ci,
-                            const double* __restrict cd, double qu, double iqi, double hui,
-                            double hdi, double whi, double wi, double qi,
-                            double* __restrict dl, double* __restrict f) {
+                            const double* __restrict cd, double qai, double rhoi, double ki,
+                            double wi, double qi, double* __restrict f) {
   for (int m = 0; m < mb; ++m) {
-    double dev = Limited(ci[m] - (qu * cu[m]) * iqi, cd[m] - ci[m], hui, hdi, whi, wi);
-    dl[m] = dev;
+    const double dev = Limited(ci[m] - qai * cu[m], cd[m] - ci[m], rhoi, ki, wi);
     f[m] = qi * (ci[m] + dev);
   }
 }
 
 // Advection pass 1 of a generic cell; acc[m] = inflowing mass rate (Q_b C_b + sum Q_j C_j).
 QS_KERNEL void AdvRow1Acc(int mb, const double* __restrict acc, const double* __restrict ci,
-                          const double* __restrict cd, double iqi, double hui, double hdi,
-                          double whi, double wi, double qi, double* __restrict dl,
-                          double* __restrict f) {
+                          const double* __restrict cd, double iqi, double rhoi, double ki,
+                          double wi, double qi, double* __restrict f) {
   for (int m = 0; m < mb; ++m) {
-    double dev = Limited(ci[m] - acc[m] * iqi, cd[m] - ci[m], hui, hdi, whi, wi);
-    dl[m] = dev;
+    const double dev = Limited(ci[m] - acc[m] * iqi, cd[m] - ci[m], rhoi, ki, wi);
     f[m] = qi * (ci[m] + dev);
   }
 }
 
-// Advection pass 2: C += r (in - Q_in C - Q delta), in[m] = inflowing mass rate.
+// Advection pass 2: C += r (in - F + (Q - Q_in) C), in[m] = inflowing mass rate, f[m] = the
+// cell's own outflowing flux (AdvectPass2Run).
 QS_KERNEL void AdvRow2(int mb, double* __restrict ci, const double* __restrict in,
-                       const double* __restrict dl, double ri, double qin, double qi) {
-  for (int m = 0; m < mb; ++m) ci[m] += ri * (in[m] - qin * ci[m] - qi * dl[m]);
+                       const double* __restrict f, double ri, double dqi) {
+  for (int m = 0; m < mb; ++m) ci[m] += ri * ((in[m] - f[m]) + dqi * ci[m]);
 }
 
 // Right-hand side and forward elimination of a chain cell.
@@ -1108,29 +1145,31 @@ template <bool kCheck>
 QS_KERNEL void FwdRow(int mb, const double* __restrict cu, const double* __restrict ci,
                       const double* __restrict cd, const double* __restrict ex,
                       const double* __restrict yu, double* __restrict yi,
-                      double* __restrict c0i, double* __restrict omax, double a0i, double sl,
-                      double khi, double khp, double ipi, double ep) {
+                      double* __restrict c0i, double* __restrict omax, double* __restrict dec,
+                      double* __restrict clo, double a0i, double sl, double khi, double khp,
+                      double ipi, double ep, double cdi, double cci) {
   for (int m = 0; m < mb; ++m) {
     const double c = ci[m];
     const double rhs = a0i * c + sl + ex[m] + khi * (cd[m] - c) + khp * (cu[m] - c);
     yi[m] = rhs * ipi - ep * yu[m];
     c0i[m] = c;
     if (kCheck) omax[m] = std::max(omax[m], c);
+    dec[m] += cdi * c;
+    clo[m] += cci * c;
   }
 }
 
 // Back substitution of a cell with a downstream neighbour, with the budget sums.
 template <bool kCheck>
 QS_KERNEL void BackRow(int mb, double* __restrict xi, const double* __restrict xd,
-                       const double* __restrict yi, const double* __restrict c0i,
-                       double* __restrict dec, double* __restrict clo, double* __restrict mn,
-                       double* __restrict mx, double gi, double cdi, double cci) {
+                       const double* __restrict yi, double* __restrict dec,
+                       double* __restrict clo, double* __restrict mn, double* __restrict mx,
+                       double gi, double cdi, double cci) {
   for (int m = 0; m < mb; ++m) {
     const double x = yi[m] - gi * xd[m];
     xi[m] = x;
-    const double mean = 0.5 * (x + c0i[m]);
-    dec[m] += cdi * mean;
-    clo[m] += cci * mean;
+    dec[m] += cdi * x;
+    clo[m] += cci * x;
     if (kCheck) {
       mn[m] = std::min(mn[m], x);
       mx[m] = std::max(mx[m], x);
@@ -1159,6 +1198,8 @@ QS_KERNEL int ExtremumRow(int mb, const double* __restrict xu, const double* __r
 // the scalar kernels (min / max / fabs / copysign written as their exact definitions), so
 // a member's result does not depend on how it was batched.
 constexpr int kLanes = 8;
+// Two chunks side by side in the implicit solve (ForwardRun8 / BackRun8 with kNv = 2).
+constexpr int kPair = 2 * kLanes;
 // The helpers are always inlined; their by-value vector ABI never shows.
 #pragma GCC diagnostic ignored "-Wpsabi"
 typedef double V8 __attribute__((vector_size(64)));
@@ -1191,123 +1232,142 @@ QS_INLINE double HMax8(V8 t) {
   return t[0];
 }
 // Limited() on eight lanes.
-QS_INLINE V8 Limited8(V8 du, V8 dd, double hu, double hd, double wh, double w) {
-  const V8 gu = du * hu, gd = dd * hd;
-  const V8 prod = gu * gd;
-  const V8 slope =
-      CopySign8(Max8(2.0 * prod, Splat8(0.0)) / (Abs8(gu) + Abs8(gd) + DBL_MIN), gu);
-  const V8 dev = wh * slope;
-  const V8 cap = w * Min8(Abs8(du), Abs8(dd));
-  return Max8(-cap, Min8(cap, dev));
+QS_INLINE V8 Limited8(V8 du, V8 dd, double rho, double k, double w) {
+  const V8 adu = Abs8(du), add = Abs8(dd);
+  const V8 q = Max8(du * dd, Splat8(0.0)) / (adu + rho * add + DBL_MIN);
+  return CopySign8(Min8(k * q, w * Min8(adu, add)), du);
 }
 
-QS_KERNEL void AdvectPass1Run8(int a, int b, const double* __restrict C, std::ptrdiff_t st,
-                               const double* __restrict Q, const double* __restrict iq,
-                               const double* __restrict hu, const double* __restrict hd,
-                               const double* __restrict wh, const double* __restrict w,
-                               double* __restrict D, double* __restrict F) {
-  V8 cu = Load8(C + (a - 1) * st), ci = Load8(C + a * st);
-  for (int i = a; i < b; ++i) {
-    const V8 cd = Load8(C + (i + 1) * st);
-    const V8 dev = Limited8(ci - (Q[i - 1] * cu) * iq[i], cd - ci, hu[i], hd[i], wh[i], w[i]);
-    Store8(D + i * kLanes, dev);
-    Store8(F + i * kLanes, Q[i] * (ci + dev));
-    cu = ci;
-    ci = cd;
-  }
-}
-
-QS_KERNEL void AdvectPass2Run8(int a, int b, double* __restrict C, std::ptrdiff_t st,
-                               const double* __restrict F, const double* __restrict D,
-                               const double* __restrict r, const double* __restrict Qin,
-                               const double* __restrict Q) {
-  for (int i = a; i < b; ++i) {
-    const V8 ci = Load8(C + i * st);
-    Store8(C + i * st, ci + r[i] * (Load8(F + (i - 1) * kLanes) - Qin[i] * ci -
-                                     Q[i] * Load8(D + i * kLanes)));
-  }
-}
-
+// The run kernels of the implicit solve on kNv chunks side by side (a row is kNv vectors,
+// kNv * kLanes members): the elimination and back substitution are recurrences along the
+// run, bound by the latency of a multiply and a subtract per cell; with two chunks, two
+// independent recurrences overlap in the same loop. Per member the operations and their
+// order are those of one chunk (and of the scalar kernels).
+// kExt: the run has right-hand-side entries in ext (storage zone, sorbate, loads); without,
+// the zeros are not read. kC0: keep the old state in c0 (the check and the restoring of
+// failed columns read it); the budget takes its old halves here in any case. Sums: omax,
+// dec, clo (kNv * kLanes each).
+template <int kNv, bool kExt, bool kC0>
 QS_KERNEL void ForwardRun8(int a, int b, const double* __restrict C, std::ptrdiff_t st,
                            const double* __restrict a0, const double* __restrict kh,
                            const double* __restrict ip, const double* __restrict e,
                            const double* __restrict srcl, const double* __restrict ext,
+                           const double* __restrict cdec, const double* __restrict ccl,
                            double* __restrict y, double* __restrict c0,
-                           double* __restrict omax) {
-  V8 yp = Load8(y + (a - 1) * kLanes), om = Load8(omax);
-  V8 cu = Load8(C + (a - 1) * st), c = Load8(C + a * st);
-  for (int i = a; i < b; ++i) {
-    const V8 cd = Load8(C + (i + 1) * st);
-    const V8 rhs = a0[i] * c + srcl[i] + Load8(ext + i * kLanes) + kh[i] * (cd - c) +
-                   kh[i - 1] * (cu - c);
-    yp = rhs * ip[i] - e[i - 1] * yp;
-    Store8(y + i * kLanes, yp);
-    Store8(c0 + i * kLanes, c);
-    om = Max8(om, c);
-    cu = c;
-    c = cd;
+                           double* __restrict sums) {
+  constexpr std::ptrdiff_t kRow = kNv * kLanes;
+  V8 yp[kNv], om[kNv], dec[kNv], clo[kNv], cu[kNv], c[kNv];
+  for (int v = 0; v < kNv; ++v) {
+    yp[v] = Load8(y + (a - 1) * kRow + v * kLanes);
+    om[v] = Load8(sums + v * kLanes);
+    dec[v] = Load8(sums + kRow + v * kLanes);
+    clo[v] = Load8(sums + 2 * kRow + v * kLanes);
+    cu[v] = Load8(C + (a - 1) * st + v * kLanes);
+    c[v] = Load8(C + a * st + v * kLanes);
   }
-  Store8(omax, om);
+  for (int i = a; i < b; ++i) {
+    for (int v = 0; v < kNv; ++v) {
+      const V8 cd = Load8(C + (i + 1) * st + v * kLanes);
+      V8 rhs = a0[i] * c[v] + srcl[i];
+      if (kExt) rhs = rhs + Load8(ext + i * kRow + v * kLanes);
+      rhs = rhs + kh[i] * (cd - c[v]) + kh[i - 1] * (cu[v] - c[v]);
+      yp[v] = rhs * ip[i] - e[i - 1] * yp[v];
+      Store8(y + i * kRow + v * kLanes, yp[v]);
+      if (kC0) Store8(c0 + i * kRow + v * kLanes, c[v]);
+      om[v] = Max8(om[v], c[v]);
+      dec[v] += cdec[i] * c[v];
+      clo[v] += ccl[i] * c[v];
+      cu[v] = c[v];
+      c[v] = cd;
+    }
+  }
+  for (int v = 0; v < kNv; ++v) {
+    Store8(sums + v * kLanes, om[v]);
+    Store8(sums + kRow + v * kLanes, dec[v]);
+    Store8(sums + 2 * kRow + v * kLanes, clo[v]);
+  }
 }
 
-// sums: dec, clo, min, max (kLanes each). With kCheck lists possible extrema as BackRun.
-template <bool kCheck>
+// sums: dec, clo, min, max (kNv * kLanes each). With kCheck lists possible extrema as BackRun
+// (a cell is listed if it may be one in any column).
+template <int kNv, bool kCheck>
 QS_KERNEL int BackRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
                        const double* __restrict y, const double* __restrict g,
-                       const double* __restrict c0, const double* __restrict cdec,
-                       const double* __restrict ccl, const double* __restrict pm,
-                       const double* __restrict nm, const double* __restrict eps_p,
-                       double* __restrict sums, int* __restrict cand) {
-  V8 x1 = Load8(C + b * st), x2 = Splat8(0.0);
-  V8 dec = Load8(sums), clo = Load8(sums + kLanes), mn = Load8(sums + 2 * kLanes),
-     mx = Load8(sums + 3 * kLanes);
-  const V8 eps = Load8(eps_p);
+                       const double* __restrict cdec, const double* __restrict ccl,
+                       const double* __restrict pm, const double* __restrict nm,
+                       const double* __restrict eps_p, double* __restrict sums,
+                       int* __restrict cand) {
+  constexpr std::ptrdiff_t kRow = kNv * kLanes;
+  V8 x1[kNv], x2[kNv], dec[kNv], clo[kNv], mn[kNv], mx[kNv], eps[kNv];
+  for (int v = 0; v < kNv; ++v) {
+    x1[v] = Load8(C + b * st + v * kLanes);
+    x2[v] = Splat8(0.0);
+    dec[v] = Load8(sums + v * kLanes);
+    clo[v] = Load8(sums + kRow + v * kLanes);
+    mn[v] = Load8(sums + 2 * kRow + v * kLanes);
+    mx[v] = Load8(sums + 3 * kRow + v * kLanes);
+    eps[v] = Load8(eps_p + v * kLanes);
+  }
   int n = 0;
   for (int i = b - 1; i >= a; --i) {
-    const V8 x = Load8(y + i * kLanes) - g[i] * x1;
-    Store8(C + i * st, x);
-    const V8 mean = 0.5 * (x + Load8(c0 + i * kLanes));
-    dec += cdec[i] * mean;
-    clo += ccl[i] * mean;
-    if (kCheck) {
-      mn = Min8(mn, x);
-      mx = Max8(mx, x);
-      if (i + 1 < b) {
-        const int j = i + 1;
-        const V8 hiN = Max8(x + pm[j], x2 + nm[j]);
-        const V8 loN = Min8(x - pm[j], x2 - nm[j]);
-        cand[n] = j;
-        n += HMax8(Max8(x1 - (hiN + eps), (loN - eps) - x1)) > 0;
+    V8 out = Splat8(-kInf);
+    for (int v = 0; v < kNv; ++v) {
+      const V8 x = Load8(y + i * kRow + v * kLanes) - g[i] * x1[v];
+      Store8(C + i * st + v * kLanes, x);
+      dec[v] += cdec[i] * x;
+      clo[v] += ccl[i] * x;
+      if (kCheck) {
+        mn[v] = Min8(mn[v], x);
+        mx[v] = Max8(mx[v], x);
+        if (i + 1 < b) {
+          const int j = i + 1;
+          const V8 hiN = Max8(x + pm[j], x2[v] + nm[j]);
+          const V8 loN = Min8(x - pm[j], x2[v] - nm[j]);
+          out = Max8(out, Max8(x1[v] - (hiN + eps[v]), (loN - eps[v]) - x1[v]));
+        }
       }
+      x2[v] = x1[v];
+      x1[v] = x;
     }
-    x2 = x1;
-    x1 = x;
+    if (kCheck && i + 1 < b) {
+      cand[n] = i + 1;
+      n += HMax8(out) > 0;
+    }
   }
   if (kCheck) cand[n++] = a;
-  Store8(sums, dec);
-  Store8(sums + kLanes, clo);
-  Store8(sums + 2 * kLanes, mn);
-  Store8(sums + 3 * kLanes, mx);
+  for (int v = 0; v < kNv; ++v) {
+    Store8(sums + v * kLanes, dec[v]);
+    Store8(sums + kRow + v * kLanes, clo[v]);
+    Store8(sums + 2 * kRow + v * kLanes, mn[v]);
+    Store8(sums + 3 * kRow + v * kLanes, mx[v]);
+  }
   return n;
 }
 
-// A whole advection sub-step of a run on one chunk, both passes in one sweep: the face
-// deviation and flux of cell i use the old values of i - 1, i, i + 1 (carried in registers
-// or not yet overwritten), and the update of i uses the flux of i - 1. Needs F and the old
-// value of cell a - 1 in F / Cold; leaves those of cell b - 1 there.
+// A whole advection sub-step of a run on one chunk, both passes in one sweep: the flux of
+// cell i uses the old values of i - 1, i, i + 1 (carried in registers or not yet
+// overwritten), and the update of i uses the fluxes of i - 1 and i. Needs F and the old
+// value of cell a - 1 in F / Cold; leaves those of cell b - 1 there. kDq: the run holds a
+// flow-closure cell (dq != 0); without one the term is dropped, which changes no value
+// (adding dq C = +-0 leaves the sum as it is, up to the sign of a zero).
+template <bool kDq>
 QS_KERNEL void AdvectRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
-                          const double* __restrict Q, const double* __restrict iq,
-                          const double* __restrict hu, const double* __restrict hd,
-                          const double* __restrict wh, const double* __restrict w,
-                          const double* __restrict r, const double* __restrict Qin,
-                          double* __restrict F, double* __restrict Cold) {
+                          const double* __restrict qa, const double* __restrict rho,
+                          const double* __restrict k, const double* __restrict w,
+                          const double* __restrict Q, const double* __restrict r,
+                          const double* __restrict dq, double* __restrict F,
+                          double* __restrict Cold) {
   V8 cu = Load8(Cold + (a - 1) * kLanes), ci = Load8(C + a * st),
      fp = Load8(F + (a - 1) * kLanes);
   for (int i = a; i < b; ++i) {
     const V8 cd = Load8(C + (i + 1) * st);
-    const V8 dev = Limited8(ci - (Q[i - 1] * cu) * iq[i], cd - ci, hu[i], hd[i], wh[i], w[i]);
+    const V8 dev = Limited8(ci - qa[i] * cu, cd - ci, rho[i], k[i], w[i]);
     const V8 f = Q[i] * (ci + dev);
-    Store8(C + i * st, ci + r[i] * (fp - Qin[i] * ci - Q[i] * dev));
+    if (kDq) {
+      Store8(C + i * st, ci + r[i] * ((fp - f) + dq[i] * ci));
+    } else {
+      Store8(C + i * st, ci + r[i] * (fp - f));
+    }
     fp = f;
     cu = ci;
     ci = cd;
@@ -1331,10 +1391,11 @@ void Engine::AdvectHalf(Item& it, const Block& B, double ta, int nsub) {
 }
 
 // One explicit advection sub-step on a block of columns:
-//   V (C_i* - C_i) = tau [ sum_up F_j + Q_b C_b - Q_in C_i - Q_i delta_i ],  F_j = Q_j (C_j + delta_j)
-// (non-conservative OTIS form; the mass C (Q_in - Q) that leaves with water that does not
-// go downstream is booked as flow closure). Pass 1 computes delta and F from the old state,
-// pass 2 updates in place (it reads only F, delta and the cell's own value).
+//   V (C_i* - C_i) = tau [ sum_up F_j + Q_b C_b - F_i + (Q_i - Q_in) C_i ],  F_j = Q_j (C_j + delta_j)
+// (OTIS's non-conservative form Q_in C_i + Q_i delta_i for the outflow, written with the
+// flux F_i; the mass C (Q_in - Q) that leaves with water that does not go downstream is
+// booked as flow closure). Pass 1 computes F from the old state, pass 2 updates in place
+// (it reads only fluxes and the cell's own value).
 template <int kMb>
 void Engine::AdvectSub(Item& it, const Block& B, double t0, double t1) {
   const int mb = kMb > 0 ? kMb : B.mb;
@@ -1344,23 +1405,23 @@ void Engine::AdvectSub(Item& it, const Block& B, double t0, double t1) {
   const double tau = ac.tau;
   double* __restrict C = B.C;
   double* __restrict F = it.F.data();
-  double* __restrict D = it.delta.data();
   double* __restrict cbv = it.cbv.data();
   double* __restrict acc = it.acc.data();
   const double* __restrict Q = h_.Q.data();
   const double* __restrict Qin = h_.Qin.data();
   const double* __restrict Qb = h_.Qb.data();
   const double* __restrict r = ac.r.data();
-  const double* __restrict wh = ac.wh.data();
   const double* __restrict w = ac.w.data();
-  const double* __restrict hu = ac.hu.data();
-  const double* __restrict hd = ac.hd.data();
+  const double* __restrict k = ac.k.data();
+  const double* __restrict rho = ac.rho.data();
   const double* __restrict iq = ac.iq.data();
+  const double* __restrict qa = ac.qa.data();
+  const double* __restrict dq = ac.dq.data();
   Budget& bud = it.budget;
   // Boundary face concentrations: exact means over [t0, t1].
-  for (size_t k = 0; k < inflow_cells_.size(); ++k) {
-    const int i = inflow_cells_[k];
-    double* cb = cbv + k * smb;
+  for (size_t j = 0; j < inflow_cells_.size(); ++j) {
+    const int i = inflow_cells_[j];
+    double* cb = cbv + j * smb;
     double sum = 0.0;
     for (int m = 0; m < mb; ++m) {
       double v = 0.0;
@@ -1386,63 +1447,64 @@ void Engine::AdvectSub(Item& it, const Block& B, double t0, double t1) {
     for (const Piece& pc : pieces_) {
       if (!pc.run) Store8(Cold + pc.a * smb, Load8(C + pc.a * st));
     }
-    for (const Piece& pc : pieces_) {
+    for (size_t p = 0; p < pieces_.size(); ++p) {
+      const Piece& pc = pieces_[p];
       if (pc.run) {
-        AdvectRun8(pc.a, pc.b, C, st, Q, iq, hu, hd, wh, w, r, Qin, F, Cold);
+        if (ac.piece_dq[p]) {
+          AdvectRun8<true>(pc.a, pc.b, C, st, qa, rho, k, w, Q, r, dq, F, Cold);
+        } else {
+          AdvectRun8<false>(pc.a, pc.b, C, st, qa, rho, k, w, Q, r, dq, F, Cold);
+        }
         continue;
       }
-      const int i = pc.a, d = down_[i], k = inflow_index_[i];
+      const int i = pc.a, d = down_[i], bi = inflow_index_[i];
       const double* ci = Cold + i * smb;  // == C (not updated yet)
       const double* cd = d >= 0 ? C + d * st : ci;
-      double* dl = D + i * smb;
       double* f = F + i * smb;
-      for (int m = 0; m < mb; ++m) acc[m] = k >= 0 ? Qb[i] * cbv[k * smb + m] : 0.0;
+      for (int m = 0; m < mb; ++m) acc[m] = bi >= 0 ? Qb[i] * cbv[bi * smb + m] : 0.0;
       for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
         const int j = up_list_[u];
         const double qj = Q[j];
         const double* cj = Cold + j * smb;
         for (int m = 0; m < mb; ++m) acc[m] += qj * cj[m];
       }
-      AdvRow1Acc(mb, acc, ci, cd, iq[i], hu[i], hd[i], wh[i], w[i], Q[i], dl, f);
+      AdvRow1Acc(mb, acc, ci, cd, iq[i], rho[i], k[i], w[i], Q[i], f);
       if (d < 0 && Q[i] > 0) {
         double sum = 0.0;
         for (int m = 0; m < mb; ++m) sum += f[m];
         bud.outlet += tau * sum;
       }
-      for (int m = 0; m < mb; ++m) acc[m] = k >= 0 ? Qb[i] * cbv[k * smb + m] : 0.0;
+      for (int m = 0; m < mb; ++m) acc[m] = bi >= 0 ? Qb[i] * cbv[bi * smb + m] : 0.0;
       for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
         const double* fj = F + up_list_[u] * smb;
         for (int m = 0; m < mb; ++m) acc[m] += fj[m];
       }
-      AdvRow2(mb, C + i * st, acc, dl, r[i], Qin[i], Q[i]);
+      AdvRow2(mb, C + i * st, acc, f, r[i], dq[i]);
     }
     return;
   }
   // Pass 1: face deviations and outgoing fluxes.
   for (const Piece& pc : pieces_) {
     if (kMb == 1 && pc.run) {
-      AdvectPass1Run(pc.a, pc.b, C, Q, iq, hu, hd, wh, w, D, F);
-    } else if (kMb == kLanes && pc.run) {
-      AdvectPass1Run8(pc.a, pc.b, C, st, Q, iq, hu, hd, wh, w, D, F);
+      AdvectPass1Run(pc.a, pc.b, C, qa, rho, k, w, Q, F);
     } else if (pc.run) {
       for (int i = pc.a; i < pc.b; ++i) {
-        AdvRow1Chain(mb, C + (i - 1) * st, C + i * st, C + (i + 1) * st, Q[i - 1], iq[i], hu[i],
-                     hd[i], wh[i], w[i], Q[i], D + i * smb, F + i * smb);
+        AdvRow1Chain(mb, C + (i - 1) * st, C + i * st, C + (i + 1) * st, qa[i], rho[i], k[i],
+                     w[i], Q[i], F + i * smb);
       }
     } else {
-      const int i = pc.a, d = down_[i], k = inflow_index_[i];
+      const int i = pc.a, d = down_[i], bi = inflow_index_[i];
       const double* ci = C + i * st;
       const double* cd = d >= 0 ? C + d * st : ci;
-      double* dl = D + i * smb;
       double* f = F + i * smb;
-      for (int m = 0; m < mb; ++m) acc[m] = k >= 0 ? Qb[i] * cbv[k * smb + m] : 0.0;
+      for (int m = 0; m < mb; ++m) acc[m] = bi >= 0 ? Qb[i] * cbv[bi * smb + m] : 0.0;
       for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
         const int j = up_list_[u];
         const double qj = Q[j];
         const double* cj = C + j * st;
         for (int m = 0; m < mb; ++m) acc[m] += qj * cj[m];
       }
-      AdvRow1Acc(mb, acc, ci, cd, iq[i], hu[i], hd[i], wh[i], w[i], Q[i], dl, f);
+      AdvRow1Acc(mb, acc, ci, cd, iq[i], rho[i], k[i], w[i], Q[i], f);
     }
   }
   // Budget: outlet outflow and flow closure (old state).
@@ -1462,21 +1524,19 @@ void Engine::AdvectSub(Item& it, const Block& B, double t0, double t1) {
   // Pass 2: update.
   for (const Piece& pc : pieces_) {
     if (kMb == 1 && pc.run) {
-      AdvectPass2Run(pc.a, pc.b, C, F, D, r, Qin, Q);
-    } else if (kMb == kLanes && pc.run) {
-      AdvectPass2Run8(pc.a, pc.b, C, st, F, D, r, Qin, Q);
+      AdvectPass2Run(pc.a, pc.b, C, F, r, dq);
     } else if (pc.run) {
       for (int i = pc.a; i < pc.b; ++i) {
-        AdvRow2(mb, C + i * st, F + (i - 1) * smb, D + i * smb, r[i], Qin[i], Q[i]);
+        AdvRow2(mb, C + i * st, F + (i - 1) * smb, F + i * smb, r[i], dq[i]);
       }
     } else {
-      const int i = pc.a, k = inflow_index_[i];
-      for (int m = 0; m < mb; ++m) acc[m] = k >= 0 ? Qb[i] * cbv[k * smb + m] : 0.0;
+      const int i = pc.a, bi = inflow_index_[i];
+      for (int m = 0; m < mb; ++m) acc[m] = bi >= 0 ? Qb[i] * cbv[bi * smb + m] : 0.0;
       for (int u = up_start_[i]; u < up_start_[i + 1]; ++u) {
         const double* fj = F + up_list_[u] * smb;
         for (int m = 0; m < mb; ++m) acc[m] += fj[m];
       }
-      AdvRow2(mb, C + i * st, acc, D + i * smb, r[i], Qin[i], Q[i]);
+      AdvRow2(mb, C + i * st, acc, F + i * smb, r[i], dq[i]);
     }
   }
 }
@@ -1551,8 +1611,8 @@ void Engine::BuildImpCoef(int s, double tau, double tf, ImpCoef* c) const {
     c->a0[i] = V / tau - 0.5 * sink;
     c->srcl[i] = h.qin_dx[i] * h.CL[static_cast<size_t>(i) * S_ + s];
     c->lat_sum += c->srcl[i];
-    c->cdec[i] = tau * lam * V;
-    c->ccl[i] = tau * h.qin_dx[i];
+    c->cdec[i] = 0.5 * (tau * lam * V);
+    c->ccl[i] = 0.5 * (tau * h.qin_dx[i]);
     if (c->storage && ks > 0) {
       c->s_den[i] = 1.0 / (1.0 + hh * ks);
       c->s_keep[i] = 1.0 - hh * ks;
@@ -1663,7 +1723,7 @@ void Engine::InitItem(Item& it, int s, int m0, int m1) const {
   // columns (Bisect): it must hold the wider of the two.
   const int width = mb > 1 ? std::max(mb, kLanes) : 1;
   const size_t n = static_cast<size_t>(N_) * width;
-  for (auto* v : {&it.F, &it.delta, &it.y, &it.c0, &it.ext, &it.pS, &it.pB}) v->assign(n, 0.0);
+  for (auto* v : {&it.F, &it.y, &it.c0, &it.ext, &it.pS, &it.pB}) v->assign(n, 0.0);
   int heads = 0;
   for (int i = 0; i < N_; ++i) heads += up_start_[i + 1] == up_start_[i];
   it.cbv.assign(static_cast<size_t>(heads) * width, 0.0);
@@ -1724,9 +1784,11 @@ void Engine::Sources(const ImpCoef& ic, Item& it, const Block& B, double t0, dou
 // One Crank-Nicolson solve over [t0, t1] (ic.tau = t1 - t0) on a block of columns:
 //   (V/tau + L/2) C1 = (V/tau - L/2) C0 + sources (+ eliminated storage / sorbate terms),
 // right-hand side built and eliminated in one leaves-first sweep, back-substituted
-// outlet-first. Leaves C1 in place, the old state in it.c0, the new storage / sorbate in
-// it.pS / it.pB and the budget terms and check data per column in it.P; Commit books them.
-template <int kMb, bool kCheck>
+// outlet-first. Leaves C1 in place, the old state in it.c0 (with kKeepOld; without, the
+// 8-lane run kernels skip it: only the check and the restoring of columns read it), the
+// new storage / sorbate in it.pS / it.pB and the budget terms and check data per column in
+// it.P; Commit books them.
+template <int kMb, bool kCheck, bool kKeepOld>
 void Engine::SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1) {
   const int mb = kMb > 0 ? kMb : B.mb;
   const std::ptrdiff_t st = kMb == 1 ? 1 : static_cast<std::ptrdiff_t>(B.stride);
@@ -1781,17 +1843,49 @@ void Engine::SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t
   }
   Sources(ic, it, B, t0, t1);
   double* __restrict omax = P.omax.data();
-  // Right-hand side and forward elimination, leaves first.
-  for (const Piece& pc : pieces_) {
+  double* __restrict dec = P.dec.data();
+  double* __restrict clo = P.clo.data();
+  // Runs that hold right-hand-side entries (all of them with storage or sorbate).
+  constexpr int kW = kMb == kLanes || kMb == kPair ? kMb : 1;  // vector kernels' width
+  if (kW > 1) {
+    it.piece_ext.assign(pieces_.size(), dense_ext ? 1 : 0);
+    for (size_t q : it.touched) it.piece_ext[piece_of_[q / smb]] = 1;
+  }
+  double fsums[3 * kW];
+  // Right-hand side and forward elimination, leaves first; the old halves of the budget.
+  // Without kKeepOld the run kernels do not keep the old state (nothing reads it).
+  for (size_t p = 0; p < pieces_.size(); ++p) {
+    const Piece& pc = pieces_[p];
     if (kMb == 1 && pc.run) {
-      omax[0] = ForwardRun(pc.a, pc.b, C, a0, kh, ip, e, srcl, ext, y, c0, omax[0]);
-    } else if (kMb == kLanes && pc.run) {
-      ForwardRun8(pc.a, pc.b, C, st, a0, kh, ip, e, srcl, ext, y, c0, omax);
+      FwdSums fs{omax[0], dec[0], clo[0]};
+      ForwardRun(pc.a, pc.b, C, a0, kh, ip, e, srcl, ext, cdec, ccl, y, c0, &fs);
+      omax[0] = fs.omax;
+      dec[0] = fs.dec;
+      clo[0] = fs.clo;
+    } else if (kW > 1 && pc.run) {
+      for (int m = 0; m < kW; ++m) {
+        fsums[m] = omax[m];
+        fsums[kW + m] = dec[m];
+        fsums[2 * kW + m] = clo[m];
+      }
+      constexpr int kNv = kW / kLanes;
+      if (it.piece_ext[p]) {
+        ForwardRun8<kNv, true, kKeepOld>(pc.a, pc.b, C, st, a0, kh, ip, e, srcl, ext, cdec, ccl,
+                                         y, c0, fsums);
+      } else {
+        ForwardRun8<kNv, false, kKeepOld>(pc.a, pc.b, C, st, a0, kh, ip, e, srcl, ext, cdec,
+                                          ccl, y, c0, fsums);
+      }
+      for (int m = 0; m < kW; ++m) {
+        omax[m] = fsums[m];
+        dec[m] = fsums[kW + m];
+        clo[m] = fsums[2 * kW + m];
+      }
     } else if (pc.run) {
       for (int i = pc.a; i < pc.b; ++i) {
         FwdRow<kCheck>(mb, C + (i - 1) * st, C + i * st, C + (i + 1) * st, ext + i * smb,
-                       y + (i - 1) * smb, y + i * smb, c0 + i * smb, omax, a0[i], srcl[i], kh[i],
-                       kh[i - 1], ip[i], e[i - 1]);
+                       y + (i - 1) * smb, y + i * smb, c0 + i * smb, omax, dec, clo, a0[i],
+                       srcl[i], kh[i], kh[i - 1], ip[i], e[i - 1], cdec[i], ccl[i]);
       }
     } else {
       const int i = pc.a, d = down_[i];
@@ -1804,6 +1898,8 @@ void Engine::SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t
         c0i[m] = c;
         yi[m] = a0[i] * c + srcl[i] + ex[m];
         if (kCheck) omax[m] = std::max(omax[m], c);
+        dec[m] += cdec[i] * c;
+        clo[m] += ccl[i] * c;
       }
       if (d >= 0) {
         const double* cd = C + d * st;
@@ -1825,66 +1921,63 @@ void Engine::SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t
   if (!dense_ext) {
     for (size_t q : it.touched) ext[q] = 0.0;
   }
-  // Back substitution, outlet first, with the budget terms of the trapezoidal means.
+  // Back substitution, outlet first, with the new halves of the budget terms.
   // One column: the run kernels also list possible extrema, detected with a tolerance no
   // larger than the check's (CheckCell decides).
   it.ncand = 0;
   const double eps_detect = kCheckTolerance * std::max(omax[0], 0.0);
-  double eps8[kLanes], sums8[4 * kLanes];
-  if (kMb == kLanes) {
-    for (int m = 0; m < kLanes; ++m) eps8[m] = kCheckTolerance * std::max(omax[m], 0.0);
+  double eps8[kW], sums8[4 * kW];
+  if (kW > 1) {
+    for (int m = 0; m < kW; ++m) eps8[m] = kCheckTolerance * std::max(omax[m], 0.0);
   }
-  double* __restrict dec = P.dec.data();
-  double* __restrict clo = P.clo.data();
   double* __restrict minC = P.minC.data();
   double* __restrict maxC = P.maxC.data();
   for (auto pc = pieces_.rbegin(); pc != pieces_.rend(); ++pc) {
     if (kMb == 1 && pc->run) {
       BackSums bs{dec[0], clo[0], minC[0], maxC[0]};
-      it.ncand += BackRun<kCheck>(pc->a, pc->b, C, y, g, c0, cdec, ccl, ic.pm.data(),
+      it.ncand += BackRun<kCheck>(pc->a, pc->b, C, y, g, cdec, ccl, ic.pm.data(),
                                   ic.nm.data(), eps_detect, &bs, it.cand.data() + it.ncand);
       dec[0] = bs.dec;
       clo[0] = bs.clo;
       minC[0] = bs.mn;
       maxC[0] = bs.mx;
-    } else if (kMb == kLanes && pc->run) {
-      for (int m = 0; m < kLanes; ++m) {
+    } else if (kW > 1 && pc->run) {
+      for (int m = 0; m < kW; ++m) {
         sums8[m] = dec[m];
-        sums8[kLanes + m] = clo[m];
-        sums8[2 * kLanes + m] = minC[m];
-        sums8[3 * kLanes + m] = maxC[m];
+        sums8[kW + m] = clo[m];
+        sums8[2 * kW + m] = minC[m];
+        sums8[3 * kW + m] = maxC[m];
       }
-      it.ncand += BackRun8<kCheck>(pc->a, pc->b, C, st, y, g, c0, cdec, ccl, ic.pm.data(),
-                                   ic.nm.data(), eps8, sums8, it.cand.data() + it.ncand);
-      for (int m = 0; m < kLanes; ++m) {
+      it.ncand += BackRun8<kW / kLanes, kCheck>(pc->a, pc->b, C, st, y, g, cdec, ccl,
+                                                ic.pm.data(), ic.nm.data(), eps8, sums8,
+                                                it.cand.data() + it.ncand);
+      for (int m = 0; m < kW; ++m) {
         dec[m] = sums8[m];
-        clo[m] = sums8[kLanes + m];
+        clo[m] = sums8[kW + m];
         if (kCheck) {
-          minC[m] = sums8[2 * kLanes + m];
-          maxC[m] = sums8[3 * kLanes + m];
+          minC[m] = sums8[2 * kW + m];
+          maxC[m] = sums8[3 * kW + m];
         }
       }
     } else if (pc->run) {
       for (int i = pc->b - 1; i >= pc->a; --i) {
-        BackRow<kCheck>(mb, C + i * st, C + (i + 1) * st, y + i * smb, c0 + i * smb, dec, clo,
-                        minC, maxC, g[i], cdec[i], ccl[i]);
+        BackRow<kCheck>(mb, C + i * st, C + (i + 1) * st, y + i * smb, dec, clo, minC, maxC,
+                        g[i], cdec[i], ccl[i]);
       }
     } else if (down_[pc->a] >= 0) {
       const int i = pc->a;
-      BackRow<kCheck>(mb, C + i * st, C + down_[i] * st, y + i * smb, c0 + i * smb, dec, clo,
-                      minC, maxC, g[i], cdec[i], ccl[i]);
+      BackRow<kCheck>(mb, C + i * st, C + down_[i] * st, y + i * smb, dec, clo, minC, maxC,
+                      g[i], cdec[i], ccl[i]);
     } else {
       const int i = pc->a;
       const double cdi = cdec[i], cci = ccl[i];
       const double* yi = y + i * smb;
-      const double* c0i = c0 + i * smb;
       double* xi = C + i * st;
       for (int m = 0; m < mb; ++m) {
         const double x = yi[m];
         xi[m] = x;
-        const double mean = 0.5 * (x + c0i[m]);
-        dec[m] += cdi * mean;
-        clo[m] += cci * mean;
+        dec[m] += cdi * x;
+        clo[m] += cci * x;
         if (kCheck) {
           minC[m] = std::min(minC[m], x);
           maxC[m] = std::max(maxC[m], x);
@@ -1972,7 +2065,7 @@ bool Engine::CheckFast(const ImpCoef& ic, Item& it, const Block& B,
   const double* __restrict C = B.C;
   const double* __restrict pm = ic.pm.data();
   const double* __restrict nm = ic.nm.data();
-  if (kMb == 1 || kMb == kLanes) {
+  if (kMb == 1 || kMb == kLanes || kMb == kPair) {
     // Run cells: the candidates listed by the back substitution; other cells: all.
     for (int k = 0; k < it.ncand; ++k) {
       for (int m = 0; m < mb; ++m) {
@@ -2138,6 +2231,8 @@ void Engine::SolveAndCommit(const ImpCoef& ic, Item& it, const Block& B, double 
     SolveImplicit<1, false>(ic, it, B, t0, t1);
   } else if (B.mb == kLanes) {
     SolveImplicit<kLanes, false>(ic, it, B, t0, t1);
+  } else if (B.mb == kPair) {
+    SolveImplicit<kPair, false>(ic, it, B, t0, t1);
   } else {
     SolveImplicit<0, false>(ic, it, B, t0, t1);
   }
@@ -2186,6 +2281,9 @@ void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf,
   } else if (B.mb == kLanes) {
     SolveImplicit<kLanes, true>(full, it, B, ta, tb);
     all_ok = CheckFast<kLanes>(full, it, B, it.eps);
+  } else if (B.mb == kPair) {
+    SolveImplicit<kPair, true>(full, it, B, ta, tb);
+    all_ok = CheckFast<kPair>(full, it, B, it.eps);
   } else {
     SolveImplicit<0, true>(full, it, B, ta, tb);
     all_ok = CheckFast<0>(full, it, B, it.eps);
@@ -2201,56 +2299,59 @@ void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf,
   if (all_ok) return;
   // Members that failed: restore their state and redo the step by bisection (Bisect) on a
   // contiguous copy of just them (so a member's result never depends on the others); a
-  // group of them shares the 8-lane kernels, padded with inactive copies.
+  // group of up to kLanes of them shares the 8-lane kernels, padded with inactive copies.
   const size_t smb = static_cast<size_t>(B.mb), st = B.stride;
-  std::vector<int>& cols = it.fail_cols;
-  cols.clear();
+  std::vector<int>& failed = it.fail_cols;
+  failed.clear();
   for (int m = 0; m < B.mb; ++m) {
-    if (!it.ok[m]) cols.push_back(m);
+    if (!it.ok[m]) failed.push_back(m);
   }
   for (int i = 0; i < N_; ++i) {
-    for (int m : cols) B.C[i * st + m] = it.c0[i * smb + m];
+    for (int m : failed) B.C[i * st + m] = it.c0[i * smb + m];
   }
-  const int nf = static_cast<int>(cols.size());
-  it.fallbacks += nf;
-  const int width = nf == 1 ? 1 : kLanes;
-  const size_t gn = static_cast<size_t>(N_) * width;
-  it.gC.resize(gn);
-  it.gCs.resize(gn);
-  it.gCb.resize(gn);
-  it.gmembers.resize(width);
-  char active[kLanes];
-  int src[kLanes];
-  for (int q = 0; q < width; ++q) {
-    src[q] = cols[std::min(q, nf - 1)];
-    active[q] = q < nf;
-    it.gmembers[q] = B.member[src[q]];
-  }
-  for (int i = 0; i < N_; ++i) {
+  it.fallbacks += static_cast<long long>(failed.size());
+  for (size_t g0 = 0; g0 < failed.size(); g0 += kLanes) {
+    const int* cols = failed.data() + g0;
+    const int nf = static_cast<int>(std::min<size_t>(kLanes, failed.size() - g0));
+    const int width = nf == 1 ? 1 : kLanes;
+    const size_t gn = static_cast<size_t>(N_) * width;
+    it.gC.resize(gn);
+    it.gCs.resize(gn);
+    it.gCb.resize(gn);
+    it.gmembers.resize(width);
+    char active[kLanes];
+    int src[kLanes];
     for (int q = 0; q < width; ++q) {
-      const size_t g = static_cast<size_t>(i) * width + q, b = i * st + src[q];
-      it.gC[g] = B.C[b];
-      it.gCs[g] = B.Cs[b];
-      it.gCb[g] = B.Cb[b];
+      src[q] = cols[std::min(q, nf - 1)];
+      active[q] = q < nf;
+      it.gmembers[q] = B.member[src[q]];
     }
-  }
-  Block G;
-  G.C = it.gC.data();
-  G.Cs = it.gCs.data();
-  G.Cb = it.gCb.data();
-  G.stride = width;
-  G.mb = width;
-  G.member = it.gmembers.data();
-  int used = 0;
-  Bisect(it, G, active, ta, 0.5 * dt, tf, &used);
-  Bisect(it, G, active, ta + 0.5 * dt, 0.5 * dt, tf, &used);
-  it.used_substeps = std::max(it.used_substeps, used);
-  for (int i = 0; i < N_; ++i) {
-    for (int q = 0; q < nf; ++q) {
-      const size_t g = static_cast<size_t>(i) * width + q, b = i * st + cols[q];
-      B.C[b] = it.gC[g];
-      B.Cs[b] = it.gCs[g];
-      B.Cb[b] = it.gCb[g];
+    for (int i = 0; i < N_; ++i) {
+      for (int q = 0; q < width; ++q) {
+        const size_t g = static_cast<size_t>(i) * width + q, b = i * st + src[q];
+        it.gC[g] = B.C[b];
+        it.gCs[g] = B.Cs[b];
+        it.gCb[g] = B.Cb[b];
+      }
+    }
+    Block G;
+    G.C = it.gC.data();
+    G.Cs = it.gCs.data();
+    G.Cb = it.gCb.data();
+    G.stride = width;
+    G.mb = width;
+    G.member = it.gmembers.data();
+    int used = 0;
+    Bisect(it, G, active, ta, 0.5 * dt, tf, &used);
+    Bisect(it, G, active, ta + 0.5 * dt, 0.5 * dt, tf, &used);
+    it.used_substeps = std::max(it.used_substeps, used);
+    for (int i = 0; i < N_; ++i) {
+      for (int q = 0; q < nf; ++q) {
+        const size_t g = static_cast<size_t>(i) * width + q, b = i * st + cols[q];
+        B.C[b] = it.gC[g];
+        B.Cs[b] = it.gCs[g];
+        B.Cb[b] = it.gCb[g];
+      }
     }
   }
 }
@@ -2268,10 +2369,11 @@ void Engine::Bisect(Item& it, const Block& G, const char* active, double ta, dou
   char ok[kLanes] = {}, fail[kLanes] = {};
   bool any_fail = false;
   if (c.substeps == 1) {
+    // The old state is kept: the inactive (padding) columns are restored from it.
     if (mb == 1) {
-      SolveImplicit<1, false>(c, it, G, ta, ta + tau);
+      SolveImplicit<1, false, true>(c, it, G, ta, ta + tau);
     } else {
-      SolveImplicit<kLanes, false>(c, it, G, ta, ta + tau);
+      SolveImplicit<kLanes, false, true>(c, it, G, ta, ta + tau);
     }
     for (int m = 0; m < mb; ++m) ok[m] = active[m];
   } else {
@@ -2355,11 +2457,20 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
     }
     return;
   }
-  for (int c = 0; c < all.mb; c += kLanes) {
-    const Block B = chunk(c);
-    if (phases & kPhaseAdvect1) AdvectHalf(it, B, t, na);
+  // Two full chunks at a time share the implicit solve (its recurrences overlap); the
+  // advection goes chunk by chunk. A member's operations are the same either way.
+  for (int c = 0; c < all.mb;) {
+    const int width = all.mb - c >= kPair ? kPair : std::min(kLanes, all.mb - c);
+    Block B = chunk(c);
+    B.mb = width;
+    if (phases & kPhaseAdvect1) {
+      for (int h = c; h < c + width; h += kLanes) AdvectHalf(it, chunk(h), t, na);
+    }
     if (phases & kPhaseImplicit) Implicit(it, B, t, t_end, tf, kIndependent);
-    if (phases & kPhaseAdvect2) AdvectHalf(it, B, t_mid, na);
+    if (phases & kPhaseAdvect2) {
+      for (int h = c; h < c + width; h += kLanes) AdvectHalf(it, chunk(h), t_mid, na);
+    }
+    c += width;
   }
 }
 
