@@ -265,6 +265,7 @@ struct Block {
   double* Cb = nullptr;
   size_t stride = 1;
   int mb = 0;
+  int real = std::numeric_limits<int>::max();  // columns [real, mb): padding, never read back
   const int* member = nullptr;  // problem member of column m
 };
 
@@ -2326,12 +2327,16 @@ void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf,
       active[q] = q < nf;
       it.gmembers[q] = B.member[src[q]];
     }
+    // Storage zone and sorbate are copied only where they exist (else never read).
+    const bool zones = full.storage || full.sorb;
     for (int i = 0; i < N_; ++i) {
       for (int q = 0; q < width; ++q) {
         const size_t g = static_cast<size_t>(i) * width + q, b = i * st + src[q];
         it.gC[g] = B.C[b];
-        it.gCs[g] = B.Cs[b];
-        it.gCb[g] = B.Cb[b];
+        if (zones) {
+          it.gCs[g] = B.Cs[b];
+          it.gCb[g] = B.Cb[b];
+        }
       }
     }
     Block G;
@@ -2340,6 +2345,7 @@ void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf,
     G.Cb = it.gCb.data();
     G.stride = width;
     G.mb = width;
+    G.real = nf;
     G.member = it.gmembers.data();
     int used = 0;
     Bisect(it, G, active, ta, 0.5 * dt, tf, &used);
@@ -2349,8 +2355,10 @@ void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf,
       for (int q = 0; q < nf; ++q) {
         const size_t g = static_cast<size_t>(i) * width + q, b = i * st + cols[q];
         B.C[b] = it.gC[g];
-        B.Cs[b] = it.gCs[g];
-        B.Cb[b] = it.gCb[g];
+        if (zones) {
+          B.Cs[b] = it.gCs[g];
+          B.Cb[b] = it.gCb[g];
+        }
       }
     }
   }
@@ -2368,12 +2376,19 @@ void Engine::Bisect(Item& it, const Block& G, const char* active, double ta, dou
   const size_t smb = static_cast<size_t>(mb);
   char ok[kLanes] = {}, fail[kLanes] = {};
   bool any_fail = false;
+  // Columns to put back afterwards: the inactive real ones (they have finished this
+  // interval) and those that fail; padding columns simply carry on.
+  int keep[kLanes], nkeep = 0;
+  for (int m = 0; m < std::min(mb, G.real); ++m) {
+    if (!active[m]) keep[nkeep++] = m;
+  }
   if (c.substeps == 1) {
-    // The old state is kept: the inactive (padding) columns are restored from it.
     if (mb == 1) {
-      SolveImplicit<1, false, true>(c, it, G, ta, ta + tau);
-    } else {
+      SolveImplicit<1, false>(c, it, G, ta, ta + tau);
+    } else if (nkeep > 0) {
       SolveImplicit<kLanes, false, true>(c, it, G, ta, ta + tau);
+    } else {
+      SolveImplicit<kLanes, false>(c, it, G, ta, ta + tau);
     }
     for (int m = 0; m < mb; ++m) ok[m] = active[m];
   } else {
@@ -2394,14 +2409,11 @@ void Engine::Bisect(Item& it, const Block& G, const char* active, double ta, dou
     }
   }
   Commit(c, it, G, ok);
-  bool all_ok = true;
-  for (int m = 0; m < mb; ++m) all_ok = all_ok && ok[m];
-  if (!all_ok) {
-    for (int i = 0; i < N_; ++i) {
-      for (int m = 0; m < mb; ++m) {
-        if (!ok[m]) G.C[i * smb + m] = it.c0[i * smb + m];
-      }
-    }
+  for (int m = 0; m < mb; ++m) {
+    if (fail[m]) keep[nkeep++] = m;
+  }
+  for (int i = 0; i < N_; ++i) {
+    for (int q = 0; q < nkeep; ++q) G.C[i * smb + keep[q]] = it.c0[i * smb + keep[q]];
   }
   if (!any_fail) {
     ++*used;
