@@ -304,6 +304,7 @@ struct Item {
   std::vector<double> gC, gCs, gCb;
   std::vector<int> gmembers, fail_cols;
   std::vector<char> piece_ext;  // per piece: the run has right-hand-side entries
+  std::vector<int> pending, waiting;  // StepItem: failed columns, blocks still to advect
   std::vector<char> ok;
   std::vector<int> cand;  // possible extrema found by the single-column back substitution
   int ncand = 0;
@@ -416,7 +417,10 @@ class Engine {
   template <int kMb>
   void AdvectSub(Item& it, const Block& B, double t0, double t1);
   enum ImplicitMode { kIndependent, kCandidate, kFallback };
-  void Implicit(Item& it, const Block& B, double ta, double tb, double tf, int mode);
+  void Implicit(Item& it, const Block& B, double ta, double tb, double tf, int mode,
+                std::vector<int>* deferred = nullptr, int col0 = 0);
+  void RedoMembers(Item& it, const Block& B, const std::vector<int>& cols, double ta,
+                   double tb, double tf);
   enum Phase {
     kPhaseAdvect1 = 1,
     kPhaseImplicit = 2,
@@ -2248,7 +2252,8 @@ void Engine::SolveAndCommit(const ImpCoef& ic, Item& it, const Block& B, double 
 //                 single run of it);
 //   kCandidate    only record the failure (it.any_fail) and keep the full step: all members
 //                 of the species are redone together in the kFallback phase if any failed.
-void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf, int mode) {
+void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf, int mode,
+                      std::vector<int>* deferred, int col0) {
   const double dt = tb - ta;
   const bool fast = B.mb == 1 && B.stride == 1;
   const ImpCoef& full = GetImpCoef(it, dt, tf);
@@ -2298,9 +2303,9 @@ void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf,
   }
   Commit(full, it, B, it.ok.data());
   if (all_ok) return;
-  // Members that failed: restore their state and redo the step by bisection (Bisect) on a
-  // contiguous copy of just them (so a member's result never depends on the others); a
-  // group of up to kLanes of them shares the 8-lane kernels, padded with inactive copies.
+  // Members that failed: back to their state before the step, then redone by RedoMembers,
+  // here or (deferred: column col0 + m of the caller's block) together with the failing
+  // members of the item's other chunks.
   const size_t smb = static_cast<size_t>(B.mb), st = B.stride;
   std::vector<int>& failed = it.fail_cols;
   failed.clear();
@@ -2311,6 +2316,23 @@ void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf,
     for (int m : failed) B.C[i * st + m] = it.c0[i * smb + m];
   }
   it.fallbacks += static_cast<long long>(failed.size());
+  if (deferred) {
+    for (int m : failed) deferred->push_back(col0 + m);
+    return;
+  }
+  RedoMembers(it, B, failed, ta, tb, tf);
+}
+
+// Redoes the step [ta, tb] of columns cols of block B by bisection (Bisect) on a contiguous
+// copy of just them, so that a member's result never depends on the others; a group of up
+// to kLanes of them shares the 8-lane kernels, padded with inactive copies.
+void Engine::RedoMembers(Item& it, const Block& B, const std::vector<int>& failed, double ta,
+                         double tb, double tf) {
+  const double dt = tb - ta;
+  const size_t st = B.stride;
+  const ImpCoef& full = GetImpCoef(it, dt, tf);
+  // Storage zone and sorbate are copied only where they exist (else never read).
+  const bool zones = full.storage || full.sorb;
   for (size_t g0 = 0; g0 < failed.size(); g0 += kLanes) {
     const int* cols = failed.data() + g0;
     const int nf = static_cast<int>(std::min<size_t>(kLanes, failed.size() - g0));
@@ -2327,8 +2349,6 @@ void Engine::Implicit(Item& it, const Block& B, double ta, double tb, double tf,
       active[q] = q < nf;
       it.gmembers[q] = B.member[src[q]];
     }
-    // Storage zone and sorbate are copied only where they exist (else never read).
-    const bool zones = full.storage || full.sorb;
     for (int i = 0; i < N_; ++i) {
       for (int q = 0; q < width; ++q) {
         const size_t g = static_cast<size_t>(i) * width + q, b = i * st + src[q];
@@ -2470,7 +2490,14 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
     return;
   }
   // Two full chunks at a time share the implicit solve (its recurrences overlap); the
-  // advection goes chunk by chunk. A member's operations are the same either way.
+  // advection goes chunk by chunk. Members that fail the check are redone together with
+  // those of the item's other chunks, after all of them (fewer, fuller groups); a block
+  // with such a member takes its second advection after that. A member's operations are
+  // the same either way.
+  std::vector<int>& pending = it.pending;
+  std::vector<int>& waiting = it.waiting;  // first column of each block still to advect
+  pending.clear();
+  waiting.clear();
   for (int c = 0; c < all.mb;) {
     const int width = all.mb - c >= kPair ? kPair : std::min(kLanes, all.mb - c);
     Block B = chunk(c);
@@ -2478,11 +2505,21 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
     if (phases & kPhaseAdvect1) {
       for (int h = c; h < c + width; h += kLanes) AdvectHalf(it, chunk(h), t, na);
     }
-    if (phases & kPhaseImplicit) Implicit(it, B, t, t_end, tf, kIndependent);
+    const size_t before = pending.size();
+    if (phases & kPhaseImplicit) Implicit(it, B, t, t_end, tf, kIndependent, &pending, c);
     if (phases & kPhaseAdvect2) {
-      for (int h = c; h < c + width; h += kLanes) AdvectHalf(it, chunk(h), t_mid, na);
+      if (pending.size() > before) {
+        waiting.push_back(c);
+      } else {
+        for (int h = c; h < c + width; h += kLanes) AdvectHalf(it, chunk(h), t_mid, na);
+      }
     }
     c += width;
+  }
+  if (!pending.empty()) RedoMembers(it, all, pending, t, t_end, tf);
+  for (int c : waiting) {
+    const int width = all.mb - c >= kPair ? kPair : std::min(kLanes, all.mb - c);
+    for (int h = c; h < c + width; h += kLanes) AdvectHalf(it, chunk(h), t_mid, na);
   }
 }
 
