@@ -307,6 +307,7 @@ struct Item {
   std::vector<int> pending, waiting;  // StepItem: failed columns, blocks still to advect
   std::vector<char> ok;
   std::vector<int> cand;  // possible extrema found by the single-column back substitution
+  std::vector<unsigned char> cflag;  // per cell: flagged by the 8-lane back substitution
   int ncand = 0;
   AdvCoef adv;
   // Joint fallback (members not independent): failure flag, state and budget to restore.
@@ -1293,15 +1294,16 @@ QS_KERNEL void ForwardRun8(int a, int b, const double* __restrict C, std::ptrdif
   }
 }
 
-// sums: dec, clo, min, max (kNv * kLanes each). With kCheck lists possible extrema as BackRun
-// (a cell is listed if it may be one in any column).
+// sums: dec, clo, min, max (kNv * kLanes each). With kCheck flags the possible extrema
+// among cells a + 1 .. b - 1 as BackRun lists them (a cell is flagged if it may be one in
+// any column).
 template <int kNv, bool kCheck>
-QS_KERNEL int BackRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
-                       const double* __restrict y, const double* __restrict g,
-                       const double* __restrict cdec, const double* __restrict ccl,
-                       const double* __restrict pm, const double* __restrict nm,
-                       const double* __restrict eps_p, double* __restrict sums,
-                       int* __restrict cand) {
+QS_KERNEL void BackRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
+                        const double* __restrict y, const double* __restrict g,
+                        const double* __restrict cdec, const double* __restrict ccl,
+                        const double* __restrict pm, const double* __restrict nm,
+                        const double* __restrict eps_p, double* __restrict sums,
+                        unsigned char* __restrict flag) {
   constexpr std::ptrdiff_t kRow = kNv * kLanes;
   V8 x1[kNv], x2[kNv], dec[kNv], clo[kNv], mn[kNv], mx[kNv], eps[kNv];
   for (int v = 0; v < kNv; ++v) {
@@ -1313,7 +1315,6 @@ QS_KERNEL int BackRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
     mx[v] = Load8(sums + 3 * kRow + v * kLanes);
     eps[v] = Load8(eps_p + v * kLanes);
   }
-  int n = 0;
   for (int i = b - 1; i >= a; --i) {
     V8 out = Splat8(-kInf);
     for (int v = 0; v < kNv; ++v) {
@@ -1334,19 +1335,16 @@ QS_KERNEL int BackRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
       x2[v] = x1[v];
       x1[v] = x;
     }
-    if (kCheck && i + 1 < b) {
-      cand[n] = i + 1;
-      n += HMax8(out) > 0;
-    }
+    // A flag per cell (its address does not depend on the earlier cells, unlike a list's
+    // next slot); the caller lists the flagged cells.
+    if (kCheck && i + 1 < b) flag[i + 1] = HMax8(out) > 0;
   }
-  if (kCheck) cand[n++] = a;
   for (int v = 0; v < kNv; ++v) {
     Store8(sums + v * kLanes, dec[v]);
     Store8(sums + kRow + v * kLanes, clo[v]);
     Store8(sums + 2 * kRow + v * kLanes, mn[v]);
     Store8(sums + 3 * kRow + v * kLanes, mx[v]);
   }
-  return n;
 }
 
 // A whole advection sub-step of a run on one chunk, both passes in one sweep: the flux of
@@ -1737,6 +1735,7 @@ void Engine::InitItem(Item& it, int s, int m0, int m1) const {
   it.ok.assign(width, 1);
   it.eps.assign(width, 0.0);
   it.cand.assign(N_ + 1, 0);
+  it.cflag.assign(N_ + 1, 0);
 }
 
 // Sparse sources of one implicit solve into ext (right-hand side, per column): the
@@ -1953,9 +1952,18 @@ void Engine::SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t
         sums8[2 * kW + m] = minC[m];
         sums8[3 * kW + m] = maxC[m];
       }
-      it.ncand += BackRun8<kW / kLanes, kCheck>(pc->a, pc->b, C, st, y, g, cdec, ccl,
-                                                ic.pm.data(), ic.nm.data(), eps8, sums8,
-                                                it.cand.data() + it.ncand);
+      BackRun8<kW / kLanes, kCheck>(pc->a, pc->b, C, st, y, g, cdec, ccl, ic.pm.data(),
+                                    ic.nm.data(), eps8, sums8, it.cflag.data());
+      if (kCheck) {
+        int* cand = it.cand.data();
+        int n = it.ncand;
+        for (int j = pc->b - 1; j > pc->a; --j) {
+          cand[n] = j;
+          n += it.cflag[j];
+        }
+        cand[n++] = pc->a;
+        it.ncand = n;
+      }
       for (int m = 0; m < kW; ++m) {
         dec[m] = sums8[m];
         clo[m] = sums8[kW + m];
