@@ -16,6 +16,7 @@
 #include <limits>
 #include <numeric>
 #include <sstream>
+#include <type_traits>
 
 #include <Eigen/Dense>
 #ifdef _OPENMP
@@ -225,10 +226,10 @@ struct AdvCoef {
   std::vector<double> k;    // (1 - nu) dx / h_d on a limited face, else 0 (limiter gain)
   std::vector<double> rho;  // h_u / h_d: ratio of the centre distances up and down
   std::vector<double> iq;   // 1 / Q_in (0 without inflow)
-  std::vector<double> qa;   // Q_{i-1} / Q_in: the upstream share of a chain cell's inflow
   std::vector<double> dq;   // Q - Q_in (0 for a dry cell): flow closure
   std::vector<int> closure_cells;  // wet cells with Q_in != Q
   std::vector<char> piece_dq;      // per piece: a run holding a closure cell
+  std::vector<char> piece_uni;     // per piece: a run with rho = 1 and k = w throughout
 };
 
 // The implicit (Crank-Nicolson) operator of one species for a step tau at one hydraulic
@@ -249,6 +250,7 @@ struct ImpCoef {
   std::vector<double> b_den, b_keep, b_in, b_ex, b_q, b_kd;
   std::vector<int> s_cells, b_cells;  // wet cells with storage exchange / main sorption
   double lat_sum = 0.0;  // tau * sum of q_L dx C_L: lateral inflow of one member
+  std::vector<char> piece_clo;  // per piece: a cell with a closure weight (ccl != 0)
   // Check data. pm / nm: 0 where the upstream / downstream face of a run cell disperses,
   // -inf where it does not, +inf on both for a dry cell (never an extremum).
   std::vector<double> theta, pm, nm, hi_s, lo_s;
@@ -967,16 +969,12 @@ void Engine::BuildAdvCoef(AdvCoef* ap, double tau) const {
   a.k.assign(N_, 0.0);
   a.rho.resize(N_);
   a.iq.assign(N_, 0.0);
-  a.qa.assign(N_, 0.0);
   a.dq.assign(N_, 0.0);
   a.closure_cells.clear();
   for (int i = 0; i < N_; ++i) {
     const double V = h_.V[i];
     a.rho[i] = h_up_[i] / h_down_[i];
-    if (h_.Qin[i] > 0) {
-      a.iq[i] = 1.0 / h_.Qin[i];
-      if (i > 0) a.qa[i] = h_.Q[i - 1] * a.iq[i];
-    }
+    if (h_.Qin[i] > 0) a.iq[i] = 1.0 / h_.Qin[i];
     if (V <= 0) continue;
     a.r[i] = tau / V;
     if (h_.Qin[i] != h_.Q[i]) {
@@ -986,13 +984,18 @@ void Engine::BuildAdvCoef(AdvCoef* ap, double tau) const {
     if (down_[i] >= 0 && h_.Qin[i] > 0 && !p_.segments[i].well_mixed) {
       double w = 1.0 - h_.Q[i] * tau / V;
       a.w[i] = w;
-      a.k[i] = w * dx_[i] / h_down_[i];
+      a.k[i] = dx_[i] == h_down_[i] ? w : w * dx_[i] / h_down_[i];
     }
   }
+  // A run on a uniform stretch (rho = 1, k = w) takes a kernel without the two products:
+  // 1 x |dd| = |dd|, and min(w q, w m) = w min(q, m) (rounding is monotonic), so its values
+  // are those of the general kernel, bit for bit.
   a.piece_dq.assign(pieces_.size(), 0);
+  a.piece_uni.assign(pieces_.size(), 1);
   for (size_t p = 0; p < pieces_.size(); ++p) {
     for (int i = pieces_[p].a; i < pieces_[p].b; ++i) {
       if (a.dq[i] != 0.0) a.piece_dq[p] = 1;
+      if (a.rho[i] != 1.0 || a.k[i] != a.w[i]) a.piece_uni[p] = 0;
     }
   }
 }
@@ -1018,17 +1021,27 @@ inline double Limited(double du, double dd, double rho, double k, double w) {
   return std::copysign(std::min(k * q, w * std::min(adu, add)), du);
 }
 
+// The same where rho = 1 and k = w (a uniform stretch): 1 x |dd| = |dd| and min(w q, w m)
+// = w min(q, m) (rounding is monotonic), so the value is Limited's, bit for bit.
+inline double LimitedUniform(double du, double dd, double w) {
+  const double adu = std::fabs(du), add = std::fabs(dd);
+  const double q = std::max(du * dd, 0.0) / (adu + add + DBL_MIN);
+  return std::copysign(w * std::min(q, std::min(adu, add)), du);
+}
+
 // Kernels for a run of chain cells [a, b) of one contiguous column (a single member):
 // free functions so that the restrict-qualified parameters let the compiler vectorize the
 // loops without run-time alias checks, and the recurrences carry their value in a
 // register. Cell a - 1 and cell b exist (a run cell has its neighbours i - 1 and i + 1).
+// (A chain cell's only inflow is Q_{i-1} = Q_in, so its upstream value is C_{i-1} itself.)
+template <bool kUni>
 QS_KERNEL void AdvectPass1Run(int a, int b, const double* __restrict C,
-                              const double* __restrict qa, const double* __restrict rho,
-                              const double* __restrict k, const double* __restrict w,
-                              const double* __restrict Q, double* __restrict F) {
+                              const double* __restrict rho, const double* __restrict k,
+                              const double* __restrict w, const double* __restrict Q,
+                              double* __restrict F) {
   for (int i = a; i < b; ++i) {
-    const double dev =
-        Limited(C[i] - qa[i] * C[i - 1], C[i + 1] - C[i], rho[i], k[i], w[i]);
+    const double dev = kUni ? LimitedUniform(C[i] - C[i - 1], C[i + 1] - C[i], w[i])
+                            : Limited(C[i] - C[i - 1], C[i + 1] - C[i], rho[i], k[i], w[i]);
     F[i] = Q[i] * (C[i] + dev);
   }
 }
@@ -1121,10 +1134,10 @@ int BackRun(int a, int b, double* __restrict C, const double* __restrict y,
 
 // Advection pass 1 of a chain cell: F from the upstream, own and downstream values.
 QS_KERNEL void AdvRow1Chain(int mb, const double* __restrict cu, const double* __restrict ci,
-                            const double* __restrict cd, double qai, double rhoi, double ki,
-                            double wi, double qi, double* __restrict f) {
+                            const double* __restrict cd, double rhoi, double ki, double wi,
+                            double qi, double* __restrict f) {
   for (int m = 0; m < mb; ++m) {
-    const double dev = Limited(ci[m] - qai * cu[m], cd[m] - ci[m], rhoi, ki, wi);
+    const double dev = Limited(ci[m] - cu[m], cd[m] - ci[m], rhoi, ki, wi);
     f[m] = qi * (ci[m] + dev);
   }
 }
@@ -1237,9 +1250,14 @@ QS_INLINE double HMax8(V8 t) {
 #endif
   return t[0];
 }
-// Limited() on eight lanes.
+// Limited() on eight lanes; kUni: rho = 1 and k = w (the same values, fewer products).
+template <bool kUni>
 QS_INLINE V8 Limited8(V8 du, V8 dd, double rho, double k, double w) {
   const V8 adu = Abs8(du), add = Abs8(dd);
+  if (kUni) {
+    const V8 q = Max8(du * dd, Splat8(0.0)) / (adu + add + DBL_MIN);
+    return CopySign8(w * Min8(q, Min8(adu, add)), du);
+  }
   const V8 q = Max8(du * dd, Splat8(0.0)) / (adu + rho * add + DBL_MIN);
   return CopySign8(Min8(k * q, w * Min8(adu, add)), du);
 }
@@ -1250,10 +1268,11 @@ QS_INLINE V8 Limited8(V8 du, V8 dd, double rho, double k, double w) {
 // independent recurrences overlap in the same loop. Per member the operations and their
 // order are those of one chunk (and of the scalar kernels).
 // kExt: the run has right-hand-side entries in ext (storage zone, sorbate, loads); without,
-// the zeros are not read. kC0: keep the old state in c0 (the check and the restoring of
-// failed columns read it); the budget takes its old halves here in any case. Sums: omax,
-// dec, clo (kNv * kLanes each).
-template <int kNv, bool kExt, bool kC0>
+// the zeros are not read. kC0: keep the old state in c0 and its maximum (the check and the
+// restoring of failed columns read them); the budget takes its old halves here in any
+// case, the closure term only with kClo (the run has closure weights; else they are 0 and
+// adding their products changes nothing). Sums: omax, dec, clo (kNv * kLanes each).
+template <int kNv, bool kExt, bool kC0, bool kClo>
 QS_KERNEL void ForwardRun8(int a, int b, const double* __restrict C, std::ptrdiff_t st,
                            const double* __restrict a0, const double* __restrict kh,
                            const double* __restrict ip, const double* __restrict e,
@@ -1279,10 +1298,12 @@ QS_KERNEL void ForwardRun8(int a, int b, const double* __restrict C, std::ptrdif
       rhs = rhs + kh[i] * (cd - c[v]) + kh[i - 1] * (cu[v] - c[v]);
       yp[v] = rhs * ip[i] - e[i - 1] * yp[v];
       Store8(y + i * kRow + v * kLanes, yp[v]);
-      if (kC0) Store8(c0 + i * kRow + v * kLanes, c[v]);
-      om[v] = Max8(om[v], c[v]);
+      if (kC0) {
+        Store8(c0 + i * kRow + v * kLanes, c[v]);
+        om[v] = Max8(om[v], c[v]);
+      }
       dec[v] += cdec[i] * c[v];
-      clo[v] += ccl[i] * c[v];
+      if (kClo) clo[v] += ccl[i] * c[v];
       cu[v] = c[v];
       c[v] = cd;
     }
@@ -1297,7 +1318,7 @@ QS_KERNEL void ForwardRun8(int a, int b, const double* __restrict C, std::ptrdif
 // sums: dec, clo, min, max (kNv * kLanes each). With kCheck flags the possible extrema
 // among cells a + 1 .. b - 1 as BackRun lists them (a cell is flagged if it may be one in
 // any column).
-template <int kNv, bool kCheck>
+template <int kNv, bool kCheck, bool kClo>
 QS_KERNEL void BackRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
                         const double* __restrict y, const double* __restrict g,
                         const double* __restrict cdec, const double* __restrict ccl,
@@ -1321,7 +1342,7 @@ QS_KERNEL void BackRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
       const V8 x = Load8(y + i * kRow + v * kLanes) - g[i] * x1[v];
       Store8(C + i * st + v * kLanes, x);
       dec[v] += cdec[i] * x;
-      clo[v] += ccl[i] * x;
+      if (kClo) clo[v] += ccl[i] * x;
       if (kCheck) {
         mn[v] = Min8(mn[v], x);
         mx[v] = Max8(mx[v], x);
@@ -1353,18 +1374,17 @@ QS_KERNEL void BackRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
 // value of cell a - 1 in F / Cold; leaves those of cell b - 1 there. kDq: the run holds a
 // flow-closure cell (dq != 0); without one the term is dropped, which changes no value
 // (adding dq C = +-0 leaves the sum as it is, up to the sign of a zero).
-template <bool kDq>
+template <bool kDq, bool kUni>
 QS_KERNEL void AdvectRun8(int a, int b, double* __restrict C, std::ptrdiff_t st,
-                          const double* __restrict qa, const double* __restrict rho,
-                          const double* __restrict k, const double* __restrict w,
-                          const double* __restrict Q, const double* __restrict r,
-                          const double* __restrict dq, double* __restrict F,
-                          double* __restrict Cold) {
+                          const double* __restrict rho, const double* __restrict k,
+                          const double* __restrict w, const double* __restrict Q,
+                          const double* __restrict r, const double* __restrict dq,
+                          double* __restrict F, double* __restrict Cold) {
   V8 cu = Load8(Cold + (a - 1) * kLanes), ci = Load8(C + a * st),
      fp = Load8(F + (a - 1) * kLanes);
   for (int i = a; i < b; ++i) {
     const V8 cd = Load8(C + (i + 1) * st);
-    const V8 dev = Limited8(ci - qa[i] * cu, cd - ci, rho[i], k[i], w[i]);
+    const V8 dev = Limited8<kUni>(ci - cu, cd - ci, rho[i], k[i], w[i]);
     const V8 f = Q[i] * (ci + dev);
     if (kDq) {
       Store8(C + i * st, ci + r[i] * ((fp - f) + dq[i] * ci));
@@ -1418,7 +1438,6 @@ void Engine::AdvectSub(Item& it, const Block& B, double t0, double t1) {
   const double* __restrict k = ac.k.data();
   const double* __restrict rho = ac.rho.data();
   const double* __restrict iq = ac.iq.data();
-  const double* __restrict qa = ac.qa.data();
   const double* __restrict dq = ac.dq.data();
   Budget& bud = it.budget;
   // Boundary face concentrations: exact means over [t0, t1].
@@ -1454,9 +1473,11 @@ void Engine::AdvectSub(Item& it, const Block& B, double t0, double t1) {
       const Piece& pc = pieces_[p];
       if (pc.run) {
         if (ac.piece_dq[p]) {
-          AdvectRun8<true>(pc.a, pc.b, C, st, qa, rho, k, w, Q, r, dq, F, Cold);
+          AdvectRun8<true, false>(pc.a, pc.b, C, st, rho, k, w, Q, r, dq, F, Cold);
+        } else if (ac.piece_uni[p]) {
+          AdvectRun8<false, true>(pc.a, pc.b, C, st, rho, k, w, Q, r, dq, F, Cold);
         } else {
-          AdvectRun8<false>(pc.a, pc.b, C, st, qa, rho, k, w, Q, r, dq, F, Cold);
+          AdvectRun8<false, false>(pc.a, pc.b, C, st, rho, k, w, Q, r, dq, F, Cold);
         }
         continue;
       }
@@ -1487,13 +1508,16 @@ void Engine::AdvectSub(Item& it, const Block& B, double t0, double t1) {
     return;
   }
   // Pass 1: face deviations and outgoing fluxes.
-  for (const Piece& pc : pieces_) {
-    if (kMb == 1 && pc.run) {
-      AdvectPass1Run(pc.a, pc.b, C, qa, rho, k, w, Q, F);
+  for (size_t p = 0; p < pieces_.size(); ++p) {
+    const Piece& pc = pieces_[p];
+    if (kMb == 1 && pc.run && ac.piece_uni[p]) {
+      AdvectPass1Run<true>(pc.a, pc.b, C, rho, k, w, Q, F);
+    } else if (kMb == 1 && pc.run) {
+      AdvectPass1Run<false>(pc.a, pc.b, C, rho, k, w, Q, F);
     } else if (pc.run) {
       for (int i = pc.a; i < pc.b; ++i) {
-        AdvRow1Chain(mb, C + (i - 1) * st, C + i * st, C + (i + 1) * st, qa[i], rho[i], k[i],
-                     w[i], Q[i], F + i * smb);
+        AdvRow1Chain(mb, C + (i - 1) * st, C + i * st, C + (i + 1) * st, rho[i], k[i], w[i],
+                     Q[i], F + i * smb);
       }
     } else {
       const int i = pc.a, d = down_[i], bi = inflow_index_[i];
@@ -1685,6 +1709,12 @@ void Engine::BuildImpCoef(int s, double tau, double tf, ImpCoef* c) const {
     c->g[i] = off[i] * c->ip[i];
   }
   for (int j = 0; j < N_; ++j) c->e[j] = down_[j] >= 0 ? off[j] * c->ip[down_[j]] : 0.0;
+  c->piece_clo.assign(pieces_.size(), 0);
+  for (size_t p = 0; p < pieces_.size(); ++p) {
+    for (int i = pieces_[p].a; i < pieces_[p].b; ++i) {
+      if (c->ccl[i] != 0.0) c->piece_clo[p] = 1;
+    }
+  }
   const double n = std::max(1.0, std::ceil(0.5 * tau * rate - 1e-12));
   if (opt_.positive_implicit && !(n <= opt_.max_substeps)) {
     std::ostringstream msg;
@@ -1873,12 +1903,16 @@ void Engine::SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t
         fsums[2 * kW + m] = clo[m];
       }
       constexpr int kNv = kW / kLanes;
+      auto run = [&](auto ext_t, auto clo_t) {
+        ForwardRun8<kNv, decltype(ext_t)::value, kKeepOld, decltype(clo_t)::value>(
+            pc.a, pc.b, C, st, a0, kh, ip, e, srcl, ext, cdec, ccl, y, c0, fsums);
+      };
+      using T = std::true_type;
+      using F = std::false_type;
       if (it.piece_ext[p]) {
-        ForwardRun8<kNv, true, kKeepOld>(pc.a, pc.b, C, st, a0, kh, ip, e, srcl, ext, cdec, ccl,
-                                         y, c0, fsums);
+        if (ic.piece_clo[p]) run(T{}, T{}); else run(T{}, F{});
       } else {
-        ForwardRun8<kNv, false, kKeepOld>(pc.a, pc.b, C, st, a0, kh, ip, e, srcl, ext, cdec,
-                                          ccl, y, c0, fsums);
+        if (ic.piece_clo[p]) run(F{}, T{}); else run(F{}, F{});
       }
       for (int m = 0; m < kW; ++m) {
         omax[m] = fsums[m];
@@ -1952,8 +1986,14 @@ void Engine::SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t
         sums8[2 * kW + m] = minC[m];
         sums8[3 * kW + m] = maxC[m];
       }
-      BackRun8<kW / kLanes, kCheck>(pc->a, pc->b, C, st, y, g, cdec, ccl, ic.pm.data(),
-                                    ic.nm.data(), eps8, sums8, it.cflag.data());
+      if (ic.piece_clo[static_cast<size_t>(pieces_.rend() - pc) - 1]) {
+        BackRun8<kW / kLanes, kCheck, true>(pc->a, pc->b, C, st, y, g, cdec, ccl, ic.pm.data(),
+                                            ic.nm.data(), eps8, sums8, it.cflag.data());
+      } else {
+        BackRun8<kW / kLanes, kCheck, false>(pc->a, pc->b, C, st, y, g, cdec, ccl,
+                                             ic.pm.data(), ic.nm.data(), eps8, sums8,
+                                             it.cflag.data());
+      }
       if (kCheck) {
         int* cand = it.cand.data();
         int n = it.ncand;
