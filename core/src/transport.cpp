@@ -2398,16 +2398,25 @@ void Engine::RedoMembers(Item& it, const Block& B, const std::vector<int>& faile
       active[q] = q < nf;
       it.gmembers[q] = B.member[src[q]];
     }
-    for (int i = 0; i < N_; ++i) {
-      for (int q = 0; q < width; ++q) {
-        const size_t g = static_cast<size_t>(i) * width + q, b = i * st + src[q];
-        it.gC[g] = B.C[b];
-        if (zones) {
-          it.gCs[g] = B.Cs[b];
-          it.gCb[g] = B.Cb[b];
+    // Copies columns col[0 .. count) of B to / from the group's columns 0 .. count).
+    auto copy = [&](bool to_group, int count, const int* col) {
+      double* block[3] = {B.C, B.Cs, B.Cb};
+      double* group[3] = {it.gC.data(), it.gCs.data(), it.gCb.data()};
+      for (int z = 0; z < (zones ? 3 : 1); ++z) {
+        for (int i = 0; i < N_; ++i) {
+          for (int q = 0; q < count; ++q) {
+            double& g = group[z][static_cast<size_t>(i) * width + q];
+            double& b = block[z][i * st + col[q]];
+            if (to_group) {
+              g = b;
+            } else {
+              b = g;
+            }
+          }
         }
       }
-    }
+    };
+    copy(true, width, src);
     Block G;
     G.C = it.gC.data();
     G.Cs = it.gCs.data();
@@ -2420,16 +2429,7 @@ void Engine::RedoMembers(Item& it, const Block& B, const std::vector<int>& faile
     Bisect(it, G, active, ta, 0.5 * dt, tf, &used);
     Bisect(it, G, active, ta + 0.5 * dt, 0.5 * dt, tf, &used);
     it.used_substeps = std::max(it.used_substeps, used);
-    for (int i = 0; i < N_; ++i) {
-      for (int q = 0; q < nf; ++q) {
-        const size_t g = static_cast<size_t>(i) * width + q, b = i * st + cols[q];
-        B.C[b] = it.gC[g];
-        if (zones) {
-          B.Cs[b] = it.gCs[g];
-          B.Cb[b] = it.gCb[g];
-        }
-      }
-    }
+    copy(false, nf, cols);
   }
 }
 
