@@ -2547,8 +2547,12 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
   std::vector<int>& waiting = it.waiting;  // first column of each block still to advect
   pending.clear();
   waiting.clear();
+  // Columns of the block that starts at column c: a pair of chunks, or what is left.
+  auto block_width = [&](int c) {
+    return all.mb - c >= kPair ? kPair : std::min(kLanes, all.mb - c);
+  };
   for (int c = 0; c < all.mb;) {
-    const int width = all.mb - c >= kPair ? kPair : std::min(kLanes, all.mb - c);
+    const int width = block_width(c);
     Block B = chunk(c);
     B.mb = width;
     if (phases & kPhaseAdvect1) {
@@ -2567,8 +2571,7 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
   }
   if (!pending.empty()) RedoMembers(it, all, pending, t, t_end, tf);
   for (int c : waiting) {
-    const int width = all.mb - c >= kPair ? kPair : std::min(kLanes, all.mb - c);
-    for (int h = c; h < c + width; h += kLanes) AdvectHalf(it, chunk(h), t_mid, na);
+    for (int h = c; h < c + block_width(c); h += kLanes) AdvectHalf(it, chunk(h), t_mid, na);
   }
 }
 
