@@ -99,7 +99,8 @@ void BindTransport(py::module_& parent) {
   py::class_<UpstreamBoundary> ub(m, "UpstreamBoundary");
   py::enum_<UpstreamBoundary::Kind>(ub, "Kind")
       .value("CONCENTRATION", UpstreamBoundary::Kind::kConcentration)
-      .value("MASS_FLUX", UpstreamBoundary::Kind::kMassFlux);
+      .value("MASS_FLUX", UpstreamBoundary::Kind::kMassFlux)
+      .value("OTIS_FLUX", UpstreamBoundary::Kind::kOtisFlux);
   ub.def(py::init<>())
       .def_readwrite("segment", &UpstreamBoundary::segment)
       .def_readwrite("kind", &UpstreamBoundary::kind)
@@ -121,7 +122,9 @@ void BindTransport(py::module_& parent) {
       .def_readwrite("loads", &Forcing::loads)
       .def_readwrite("initial_concentration_g_m3", &Forcing::initial_concentration_g_m3)
       .def_readwrite("initial_storage_g_m3", &Forcing::initial_storage_g_m3)
-      .def_readwrite("initial_sorbed_g_kg", &Forcing::initial_sorbed_g_kg);
+      .def_readwrite("initial_sorbed_g_kg", &Forcing::initial_sorbed_g_kg)
+      .def_readwrite("initial_steady_state", &Forcing::initial_steady_state)
+      .def_readwrite("initial_steady_time_s", &Forcing::initial_steady_time_s);
 
   py::class_<Station>(m, "Station")
       .def(py::init<>())

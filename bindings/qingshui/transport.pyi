@@ -33,6 +33,8 @@ class Forcing:
     initial_concentration_g_m3: list[float]
     initial_storage_g_m3: list[float]
     initial_sorbed_g_kg: list[float]
+    initial_steady_state: bool
+    initial_steady_time_s: float
 
 class MassBalance:
     initial_mass_g: float
@@ -185,6 +187,7 @@ class UpstreamBoundary:
     class Kind:
         CONCENTRATION: Kind
         MASS_FLUX: Kind
+        OTIS_FLUX: Kind
         value: int
         name: str
     segment: int

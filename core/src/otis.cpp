@@ -649,8 +649,16 @@ TransportProblem OtisProblem(const OtisDeck& d) {
               Interpolate(x, set.lateral_concentration[s], centre);
         }
       }
-      p.flow.times_s.push_back(t0 + k * d.flow_step_h * kHour);
+      // OTIS holds each flow set until the next one is due (it reads a new set every QSTEP,
+      // subroutine QCHANGE): the flow is a step function of time, which a second state just
+      // before the next set's time reproduces in the linearly interpolated flow field.
+      const double tk = t0 + k * d.flow_step_h * kHour;
+      p.flow.times_s.push_back(tk);
       p.flow.states.push_back(f);
+      if (k + 1 < d.flow_sets.size()) {
+        p.flow.times_s.push_back(tk + d.flow_step_h * kHour * (1.0 - 1e-9));
+        p.flow.states.push_back(f);
+      }
     }
   }
   // Upstream boundary (IBOUND 1: step concentration, 2: step mass flux, 3: linearly
@@ -658,7 +666,7 @@ TransportProblem OtisProblem(const OtisDeck& d) {
   Forcing fo;
   UpstreamBoundary b;
   b.segment = 0;
-  b.kind = d.boundary_option == 2 ? UpstreamBoundary::Kind::kMassFlux
+  b.kind = d.boundary_option == 2 ? UpstreamBoundary::Kind::kOtisFlux
                                   : UpstreamBoundary::Kind::kConcentration;
   for (int s = 0; s < ns; ++s) {
     TimeSeries ts;
@@ -671,38 +679,36 @@ TransportProblem OtisProblem(const OtisDeck& d) {
     b.series.push_back(ts);
   }
   fo.boundaries = {b};
-  // OTIS's initial condition: the upstream boundary value at TSTART everywhere (for a flux
-  // boundary, flux / upstream flow); storage zone and sorbate in equilibrium with it.
-  double q0 = p.flow.states.front().headwater_inflow_m3s[0];
-  fo.initial_concentration_g_m3.resize(static_cast<size_t>(n) * ns);
-  for (int s = 0; s < ns; ++s) {
-    double c = b.series[s].At(t0);
-    if (d.boundary_option == 2) c = q0 > 0 ? c / q0 : 0.0;
-    for (int i = 0; i < n; ++i) fo.initial_concentration_g_m3[static_cast<size_t>(i) * ns + s] = c;
+  // OTIS's initial condition (subroutine STEADY): the steady state for the flow at TSTART
+  // and the first boundary record, storage zone and sorbate in equilibrium - computed by the
+  // solver with this scheme's own steady discretization (Forcing::initial_steady_state).
+  fo.initial_steady_state = true;
+  // OTIS takes the first boundary record (USBC of the first USTIME) whatever TSTART is, and
+  // the flow at TSTART: the earlier of the two times gives both (a series holds its first
+  // value before its first time, the flow field its first state).
+  if (!d.boundary_times_h.empty()) {
+    fo.initial_steady_time_s = std::min(t0, d.boundary_times_h.front() * kHour);
   }
   p.members = {fo};
-  // Print locations.
   std::vector<double> centres(n);
   for (int i = 0; i < n; ++i) centres[i] = l.start[i] + 0.5 * l.dx[i];
+  // Print locations: the value at the location itself, interpolated linearly between the
+  // two nearest segment centres (OTIS IOPT = 1), whatever IOPT says. OTIS's IOPT = 0 prints
+  // the segment whose centre lies at or above the location, i.e. the concentration up to
+  // half a segment upstream (5 m on a 10 m grid: 12 s early at 0.4 m/s); the compatibility
+  // scheme keeps that (RunOtisScheme), this scheme answers for the location asked for.
+  // (A storage zone on one side only is not interpolated: Station, transport.h.)
   for (double x : d.print_locations_m) {
     Station st;
-    if (d.interpolation_option == 0) {
-      // OTIS (subroutine WEIGHTS): the nearest segment centre at or upstream of x (the
-      // first segment for x above its centre). On a face this is the upstream segment;
-      // in the upstream half of a segment it is the segment above.
-      int k = static_cast<int>(std::upper_bound(centres.begin(), centres.end(), x) - centres.begin()) - 1;
-      st.segment = std::min(std::max(k, 0), n - 1);
+    int k = static_cast<int>(std::upper_bound(centres.begin(), centres.end(), x) - centres.begin()) - 1;
+    if (k < 0) {
+      st.segment = 0;
+    } else if (k >= n - 1) {
+      st.segment = n - 1;
     } else {
-      int k = static_cast<int>(std::upper_bound(centres.begin(), centres.end(), x) - centres.begin()) - 1;
-      if (k < 0) {
-        st.segment = 0;
-      } else if (k >= n - 1) {
-        st.segment = n - 1;
-      } else {
-        st.segment = k;
-        st.next_segment = k + 1;
-        st.weight = (x - centres[k]) / (centres[k + 1] - centres[k]);
-      }
+      st.segment = k;
+      st.next_segment = k + 1;
+      st.weight = (x - centres[k]) / (centres[k + 1] - centres[k]);
     }
     p.stations.push_back(st);
   }

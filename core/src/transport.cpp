@@ -91,6 +91,36 @@ double TimeSeries::Average(double t0, double t1) const {
   return total / (t1 - t0);
 }
 
+double TimeSeries::Centroid(double t0, double t1) const {
+  const double mid = 0.5 * (t0 + t1);
+  if (values.empty() || !(t1 > t0)) return mid;
+  // Integral of v(t) (t - mid) over each piece: v linear on [a, b] (constant for kStep, and
+  // before the first and after the last time) integrates exactly with Simpson's rule.
+  double mass = 0.0, moment = 0.0;
+  auto piece = [&](double a, double b) {
+    if (!(b > a)) return;
+    const double va = At(a), vb = At(b), m = 0.5 * (a + b);
+    const double vm = interpolation == Interpolation::kStep ? va : 0.5 * (va + vb);
+    const double w = (b - a) / 6.0;
+    if (interpolation == Interpolation::kStep) {
+      mass += va * (b - a);
+      moment += va * (b - a) * (m - mid);
+    } else {
+      mass += (b - a) * vm;
+      moment += w * (va * (a - mid) + 4.0 * vm * (m - mid) + vb * (b - mid));
+    }
+  };
+  double a = t0;
+  auto it = std::upper_bound(times_s.begin(), times_s.end(), t0);
+  for (; it != times_s.end() && *it < t1; ++it) {
+    piece(a, *it);
+    a = *it;
+  }
+  piece(a, t1);
+  if (!(mass != 0.0)) return mid;
+  return mid + moment / mass;
+}
+
 bool TimeSeries::IsValid(std::string* error) const {
   if (times_s.size() != values.size()) {
     *error = "times and values differ in length";
@@ -317,6 +347,7 @@ struct Item {
   Budget budget_before;
   std::vector<double> bC, bCs, bCb;
   std::vector<int> step_used;  // implicit sub-steps per step (free-running items)
+  double step_t0 = 0.0, step_t1 = 0.0;  // the step StepItem is taking (EdgeLoads, Sources)
 };
 
 // Matrix exponential by scaling and squaring with a Taylor series; the reaction matrix is
@@ -435,6 +466,8 @@ class Engine {
   void Bisect(Item& it, const Block& G, const char* active, double ta, double tau, double tf,
               int* used);
   void Sources(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1);
+  static double MidLoadFraction(const TimeSeries& w, double t0, double t1);
+  void EdgeLoads(Item& it, const Block& B, bool before);
   template <int kMb, bool kCheck, bool kKeepOld = kCheck>
   void SolveImplicit(const ImpCoef& ic, Item& it, const Block& B, double t0, double t1);
   template <int kMb>
@@ -450,12 +483,15 @@ class Engine {
   // Topology (CSR list of upstream segments), headwater boundaries.
   std::vector<int> up_start_, up_list_, down_;
   std::vector<double> dx_, h_up_, h_down_;
-  std::vector<int> bkind_;  // per segment: -1 none/not headwater, 0 conc, 1 mass flux
+  // per segment: -1 none/not headwater, 0 concentration, 1 mass flux, 2 OTIS flux (a mass
+  // flux applied as the concentration W / Q_b on the face, advective and dispersive)
+  std::vector<int> bkind_;
   std::vector<int> bindex_;  // per segment: index in member.boundaries, -1 = none
   std::vector<Piece> pieces_;
   std::vector<int> piece_of_;  // per cell: index in pieces_
   std::vector<int> outlets_;
   bool has_reactions_ = false;
+  bool has_loads_ = false;  // some member has a point load (EdgeLoads)
   // Hydraulics of the current step and a version number that changes with them.
   Hydraulics h_;
   long long hver_ = 0;
@@ -648,10 +684,14 @@ void Engine::BuildTopology() {
       throw ConfigError("transport problem: two boundaries on segment " + std::to_string(i));
     }
     bindex_[i] = static_cast<int>(k);
-    bkind_[i] = b0[k].kind == UpstreamBoundary::Kind::kConcentration ? 0 : 1;
+    bkind_[i] = b0[k].kind == UpstreamBoundary::Kind::kConcentration ? 0
+                : b0[k].kind == UpstreamBoundary::Kind::kMassFlux    ? 1
+                                                                     : 2;
   }
   has_reactions_ = false;
   for (double k : p_.reaction_matrix_per_s) has_reactions_ = has_reactions_ || k != 0.0;
+  has_loads_ = false;
+  for (const Forcing& f : p_.members) has_loads_ = has_loads_ || !f.loads.empty();
   // Runs of chain cells (one upstream neighbour i - 1, draining to i + 1) and single
   // generic cells, in the upstream-first order.
   pieces_.clear();
@@ -743,9 +783,10 @@ void Engine::ComputeHydraulics(const FlowState& f, Hydraulics* h) const {
       double r = half(i) + half(down_[i]);
       h->K[i] = std::isfinite(r) ? 1.0 / r : 0.0;
     }
-    if (bkind_[i] == 0 || (bkind_[i] < 0 && up_start_[i + 1] == up_start_[i] && h->Qb[i] > 0)) {
-      // A concentration boundary (or an unspecified clean headwater inflow) fixes C on the
-      // upstream face: dispersive flux A D (C_b - C) / (dx / 2).
+    if (bkind_[i] == 0 || (bkind_[i] == 2 && h->Qb[i] > 0) ||
+        (bkind_[i] < 0 && up_start_[i + 1] == up_start_[i] && h->Qb[i] > 0)) {
+      // A concentration boundary (an OTIS flux boundary, an unspecified clean headwater
+      // inflow) fixes C on the upstream face: dispersive flux A D (C_b - C) / (dx / 2).
       double r = half(i);
       h->Kb[i] = std::isfinite(r) ? 1.0 / r : 0.0;
     }
@@ -912,8 +953,21 @@ void Engine::RecordRange(int s, int m0, int m1, int t, TransportResult* r) const
         if (st.next_segment >= 0 && w != 0.0) {
           size_t b = Idx(s, st.next_segment, m);
           c = (1 - w) * c + w * C_[b];
-          cs = (1 - w) * cs + w * Cs_[b];
-          cb = (1 - w) * cb + w * Cb_[b];
+          // A storage zone (or sorbing bed) that exists on one side only is not interpolated
+          // into the other: the nearer segment's value (the upstream one half way).
+          const Segment &ga = p_.segments[st.segment], &gb = p_.segments[st.next_segment];
+          const bool sa = ga.storage_area_m2 > 0 && ga.exchange_per_s > 0;
+          const bool sb = gb.storage_area_m2 > 0 && gb.exchange_per_s > 0;
+          if (sa == sb) {
+            cs = (1 - w) * cs + w * Cs_[b];
+          } else if (w > 0.5) {
+            cs = Cs_[b];
+          }
+          if (ga.sorption.empty() == gb.sorption.empty()) {
+            cb = (1 - w) * cb + w * Cb_[b];
+          } else if (w > 0.5) {
+            cb = Cb_[b];
+          }
         }
         r->station_concentration_g_m3[o] = c;
         r->station_storage_g_m3[o] = cs;
@@ -957,7 +1011,7 @@ void Engine::OnHydraulics() {
       kb_index_[i] = static_cast<int>(kb_cells_.size());
       kb_cells_.push_back(i);
     }
-    if (bkind_[i] == 1 && h_.Qb[i] <= 0 && h_.V[i] > 0) flux_cells_.push_back(i);
+    if (bkind_[i] >= 1 && h_.Qb[i] <= 0 && h_.V[i] > 0) flux_cells_.push_back(i);
   }
 }
 
@@ -1450,7 +1504,7 @@ void Engine::AdvectSub(Item& it, const Block& B, double t0, double t1) {
       double v = 0.0;
       if (bindex_[i] >= 0) {
         v = p_.members[B.member[m]].boundaries[bindex_[i]].series[it.s].Average(t0, t1);
-        if (bkind_[i] == 1) v /= Qb[i];
+        if (bkind_[i] != 0) v /= Qb[i];
       }
       cb[m] = v;
       sum += v;
@@ -1782,9 +1836,9 @@ void Engine::Sources(const ImpCoef& ic, Item& it, const Block& B, double t0, dou
   for (size_t k = 0; k < kb_cells_.size(); ++k) {
     const int i = kb_cells_[k];
     for (int m = 0; m < mb; ++m) {
-      double v = bkind_[i] == 0
-                     ? p_.members[B.member[m]].boundaries[bindex_[i]].series[it.s].Average(t0, t1)
-                     : 0.0;  // clean headwater inflow
+      double v = bkind_[i] < 0 ? 0.0  // clean headwater inflow
+                 : p_.members[B.member[m]].boundaries[bindex_[i]].series[it.s].Average(t0, t1);
+      if (bkind_[i] == 2) v /= h_.Qb[i];  // an OTIS flux boundary as C_b = W / Q_b
       it.kbv[k * smb + m] = v;
       if (v != 0.0) {
         const size_t q = i * smb + m;
@@ -1806,12 +1860,47 @@ void Engine::Sources(const ImpCoef& ic, Item& it, const Block& B, double t0, dou
   for (int m = 0; m < mb; ++m) {
     for (const PointLoad& l : p_.members[B.member[m]].loads) {
       if (l.species != it.s || h_.V[l.segment] <= 0) continue;  // a dry cell holds no load
-      double w = l.load_g_s.Average(t0, t1);
+      // The part of the step's load that EdgeLoads does not put in before or after the
+      // advection half steps (all of it unless the load changes inside the step).
+      double w = l.load_g_s.Average(t0, t1) * MidLoadFraction(l.load_g_s, it.step_t0, it.step_t1);
       const size_t q = l.segment * smb + m;
       it.ext[q] += w;
       it.touched.push_back(q);
       P.load[m] += tau * w;
       it.loads.push_back({l.segment, m, tau * w / h_.V[l.segment]});
+    }
+  }
+}
+
+// Loads inside a step (docs/methods.md, "Loads inside a step"). In the split step
+// A(dt/2) I(dt) A(dt/2) a load entering in I is carried by the second advection half only:
+// it enters at the step's midpoint. A load that switches on or off inside the step has its
+// centroid c elsewhere; the fraction |c - mid| / (dt/2) of the step's mass then enters
+// before the first half (c < mid: carried over the whole step) or after the second (c > mid:
+// not carried), the rest in I, so that the mass enters with its exact centroid (first
+// moment) and exactly (zeroth moment). A load constant over the step has c = mid: all of it
+// in I, as before.
+double Engine::MidLoadFraction(const TimeSeries& w, double t0, double t1) {
+  const double half = 0.5 * (t1 - t0);
+  if (!(half > 0)) return 1.0;
+  const double f = std::fabs(w.Centroid(t0, t1) - (t0 + half)) / half;
+  return f > 0 ? std::max(0.0, 1.0 - f) : 1.0;
+}
+
+void Engine::EdgeLoads(Item& it, const Block& B, bool before) {
+  const double t0 = it.step_t0, t1 = it.step_t1;
+  const double tau = t1 - t0, half = 0.5 * tau;
+  if (!(half > 0)) return;
+  const int real = std::min(B.mb, B.real);
+  for (int m = 0; m < real; ++m) {
+    for (const PointLoad& l : p_.members[B.member[m]].loads) {
+      if (l.species != it.s || h_.V[l.segment] <= 0) continue;
+      const double shift = (l.load_g_s.Centroid(t0, t1) - (t0 + half)) / half;
+      const double f = before ? -shift : shift;
+      if (!(f > 0)) continue;
+      const double mass = std::min(f, 1.0) * tau * l.load_g_s.Average(t0, t1);
+      B.C[l.segment * B.stride + m] += mass / h_.V[l.segment];
+      it.budget.load += mass;
     }
   }
 }
@@ -2504,6 +2593,17 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
   }
   const Block all = MainBlock(it);
   const size_t n_all = static_cast<size_t>(N_) * all.mb;
+  it.step_t0 = t;
+  it.step_t1 = t_end;
+  // Columns of the block's chunks: loads before the first advection half / after the second.
+  auto advect1 = [&](const Block& B) {
+    if (has_loads_) EdgeLoads(it, B, true);
+    AdvectHalf(it, B, t, na);
+  };
+  auto advect2 = [&](const Block& B) {
+    AdvectHalf(it, B, t_mid, na);
+    if (has_loads_) EdgeLoads(it, B, false);
+  };
   auto chunk = [&](int c) {
     Block B = all;
     B.C += c;
@@ -2518,7 +2618,7 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
     // what a joint fallback needs to restore (state and budget), the checked full steps;
     // if any member failed, everything is restored and redone with positive sub-steps.
     if (phases & kPhaseAdvect1) {
-      for (int c = 0; c < all.mb; c += kLanes) AdvectHalf(it, chunk(c), t, na);
+      for (int c = 0; c < all.mb; c += kLanes) advect1(chunk(c));
     }
     it.any_fail = false;
     it.budget_before = it.budget;
@@ -2534,7 +2634,7 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
       for (int c = 0; c < all.mb; c += kLanes) Implicit(it, chunk(c), t, t_end, tf, kFallback);
     }
     if (phases & kPhaseAdvect2) {
-      for (int c = 0; c < all.mb; c += kLanes) AdvectHalf(it, chunk(c), t_mid, na);
+      for (int c = 0; c < all.mb; c += kLanes) advect2(chunk(c));
     }
     return;
   }
@@ -2556,7 +2656,7 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
     Block B = chunk(c);
     B.mb = width;
     if (phases & kPhaseAdvect1) {
-      for (int h = c; h < c + width; h += kLanes) AdvectHalf(it, chunk(h), t, na);
+      for (int h = c; h < c + width; h += kLanes) advect1(chunk(h));
     }
     const size_t before = pending.size();
     if (phases & kPhaseImplicit) Implicit(it, B, t, t_end, tf, kIndependent, &pending, c);
@@ -2564,14 +2664,14 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
       if (pending.size() > before) {
         waiting.push_back(c);
       } else {
-        for (int h = c; h < c + width; h += kLanes) AdvectHalf(it, chunk(h), t_mid, na);
+        for (int h = c; h < c + width; h += kLanes) advect2(chunk(h));
       }
     }
     c += width;
   }
   if (!pending.empty()) RedoMembers(it, all, pending, t, t_end, tf);
   for (int c : waiting) {
-    for (int h = c; h < c + block_width(c); h += kLanes) AdvectHalf(it, chunk(h), t_mid, na);
+    for (int h = c; h < c + block_width(c); h += kLanes) advect2(chunk(h));
   }
 }
 
@@ -3020,8 +3120,57 @@ void Engine::SolveSteady(TransportResult* r) {
 }  // namespace
 
 TransportResult TransportSolver::Run(const TransportProblem& problem) const {
-  Engine engine(options_, problem);
-  return engine.Run();
+  bool any_steady_start = false;
+  for (const Forcing& f : problem.members) any_steady_start |= f.initial_steady_state;
+  if (!any_steady_start || options_.steady_state) {
+    Engine engine(options_, problem);
+    return engine.Run();
+  }
+  // Members that start from their steady state: one steady solve for all of them (they
+  // share the flow field), at the first flow state in force at start_time_s.
+  TransportProblem steady = problem;
+  steady.members.clear();
+  std::vector<int> which;
+  for (size_t m = 0; m < problem.members.size(); ++m) {
+    if (!problem.members[m].initial_steady_state) continue;
+    which.push_back(static_cast<int>(m));
+    steady.members.push_back(problem.members[m]);
+    steady.members.back().initial_steady_state = false;
+  }
+  const double at = problem.members[which.front()].initial_steady_time_s;
+  for (int m : which) {
+    const double a = problem.members[m].initial_steady_time_s;
+    if (!(a == at || (std::isnan(a) && std::isnan(at)))) {
+      throw ConfigError("transport: members " + std::to_string(which.front()) + " and " +
+                        std::to_string(m) + " ask for steady initial states at different " +
+                        "times (initial_steady_time_s); one steady solve serves all of them");
+    }
+  }
+  if (!std::isnan(at)) {
+    if (!std::isfinite(at)) throw ConfigError("transport: initial_steady_time_s must be finite");
+    steady.start_time_s = at;
+  }
+  steady.end_time_s = steady.start_time_s;
+  steady.output_times_s.clear();
+  TransportOptions so = options_;
+  so.steady_state = true;
+  so.store_fields = true;
+  const TransportResult r = Engine(so, steady).Run();
+  TransportProblem started = problem;
+  const size_t n = static_cast<size_t>(r.num_segments) * r.num_species;
+  for (size_t k = 0; k < which.size(); ++k) {
+    Forcing& f = started.members[which[k]];
+    const size_t at = r.Index(static_cast<int>(k), 0, 0, r.num_segments, 0);
+    f.initial_concentration_g_m3.assign(r.concentration_g_m3.begin() + at,
+                                        r.concentration_g_m3.begin() + at + n);
+    f.initial_storage_g_m3.assign(r.storage_g_m3.begin() + at, r.storage_g_m3.begin() + at + n);
+    f.initial_sorbed_g_kg.assign(r.sorbed_g_kg.begin() + at, r.sorbed_g_kg.begin() + at + n);
+    f.initial_steady_state = false;
+  }
+  Engine engine(options_, started);
+  TransportResult out = engine.Run();
+  out.summary.steady_iterations += r.summary.steady_iterations;
+  return out;
 }
 
 }  // namespace qingshui::transport

@@ -104,9 +104,12 @@ struct OtisDeck {
 OtisDeck ReadOtisDeck(const std::string& deck_dir);
 
 // The transport problem OTIS would solve for this deck: one segment per OTIS segment,
-// OTIS's initial condition (the upstream boundary value everywhere, storage and sorbate in
-// equilibrium), and output times at OTIS's print times. For Qingshui's own scheme
-// (TransportSolver); a non-zero DSBOUND is a ConfigError here (only RunOtisScheme has it).
+// OTIS's initial condition (the steady state for TSTART's flow and the first boundary record, storage
+// and sorbate in equilibrium: Forcing::initial_steady_state), output times at OTIS's print
+// times, and stations at the print locations themselves (linear interpolation between
+// segment centres, as IOPT = 1, for either IOPT; docs/methods.md section 4). For Qingshui's
+// own scheme (TransportSolver); a non-zero DSBOUND is a ConfigError here (only
+// RunOtisScheme has it).
 transport::TransportProblem OtisProblem(const OtisDeck& deck);
 
 // The transport options for a deck (steady state when TFINAL = 0).

@@ -8,6 +8,7 @@
 // g/m3 (= mg/L), loads g/s, masses g.
 #pragma once
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct TimeSeries {
   // Time-averaged forcing keeps the mass that enters over a step exact even when a step
   // or a load switches on inside the step.
   double Average(double t0_s, double t1_s) const;
+  // Centroid time of the series over [t0_s, t1_s]: integral of v t / integral of v (the
+  // midpoint when the integral is zero). A load that switches on or off inside a step enters
+  // the solver at this time (docs/methods.md, "Loads inside a step").
+  double Centroid(double t0_s, double t1_s) const;
   bool IsValid(std::string* error) const;
 };
 
@@ -86,9 +91,12 @@ struct FlowField {
 
 // An upstream boundary on a headwater segment (OTIS IBOUND): a concentration at the
 // upstream face (Dirichlet: it sets the advective inflow and a dispersive flux across the
-// face) or a total mass flux (g/s) entering through the face.
+// face), a total mass flux (g/s) entering through the face, or OTIS's flux boundary
+// (IBOUND = 2): a mass flux W (g/s) that OTIS turns into the face concentration W / Q_b,
+// which then enters as a concentration boundary does (advective inflow W plus a dispersive
+// flux), so that more than W enters while the channel below is cleaner than W / Q_b.
 struct UpstreamBoundary {
-  enum class Kind { kConcentration, kMassFlux };
+  enum class Kind { kConcentration, kMassFlux, kOtisFlux };
   int segment = 0;
   Kind kind = Kind::kConcentration;
   std::vector<TimeSeries> series;  // per species: g/m3 or g/s
@@ -113,11 +121,23 @@ struct Forcing {
   // channel (the storage-zone steady state, and C_sed = K_d C), as OTIS starts.
   std::vector<double> initial_storage_g_m3;
   std::vector<double> initial_sorbed_g_kg;
+  // Start from the steady state of this member's forcing at initial_steady_time_s (NaN:
+  // start_time_s) on the flow field's state then (boundaries, loads, lateral inflow and
+  // temperature held at their values at that time; storage zone and sorbate in
+  // equilibrium): OTIS's initial condition for every dynamic run (Runkel 1998, subroutine
+  // STEADY, with the first boundary record). It replaces the initial_* vectors. The steady
+  // state is that of this engine's own discretization (TransportOptions::steady_state), so
+  // a run whose forcing does not change stays where it started. Members that ask for it
+  // must give the same time.
+  bool initial_steady_state = false;
+  double initial_steady_time_s = std::numeric_limits<double>::quiet_NaN();
 };
 
 // A value reported at a station: (1 - weight) * C[segment] + weight * C[next_segment].
 // OTIS IOPT=0 uses the segment containing the location (weight 0); IOPT=1 interpolates
-// linearly between the two nearest segment centres.
+// linearly between the two nearest segment centres. Storage-zone (sorbed) values are
+// interpolated the same way where both segments have a storage zone (sorption) or neither
+// has; otherwise the nearer segment's value is reported (the upstream one at weight 0.5).
 struct Station {
   int segment = 0;
   int next_segment = -1;
