@@ -4,7 +4,10 @@
 // own discretization is at fault: against a run refined in time (TSTEP / k, otherwise the
 // same deck) OTIS's error must exceed 1% and ours must be smaller than OTIS's. For app3
 // both are also compared with the analytic solution (Runkel 1996). Tolerances are never
-// loosened to pass; the measured numbers are printed.
+// loosened to pass; the measured numbers are printed. (Since issue #14 the default scheme
+// reports at the print location itself, not at OTIS's IOPT = 0 segment, so part of a
+// difference to OTIS is OTIS's location; the test then demands that ours is the closer of
+// the two to the refined run, and otis_fidelity_test.cpp holds both to the full contract.)
 //
 // The OTIS compatibility scheme (`--scheme otis`, OTIS's own numerical method) must
 // reproduce every shipped file to 1e-5 of each column's peak (OTIS prints 7 significant
@@ -132,9 +135,9 @@ void CheckDeck(const std::string& app, int refine) {
       double our_err = MaxDiff(ours, fine, c) / peak;
       std::printf("; vs TSTEP/%d run: OTIS %.3f%%, ours %.3f%%\n", refine, 100 * otis_err,
                   100 * our_err);
-      EXPECT_GT(otis_err, 0.01) << app << " column " << c + 1
-                                << ": differs from OTIS by more than 1% but OTIS is accurate";
-      EXPECT_LT(our_err, otis_err) << app << " column " << c + 1;
+      EXPECT_LT(our_err, otis_err) << app << " column " << c + 1
+                                   << ": differs from OTIS by more than 1% and is not closer "
+                                      "to the refined run than OTIS";
     }
   }
 }
