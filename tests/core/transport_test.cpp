@@ -37,17 +37,7 @@ UpstreamBoundary ConcentrationBoundary(TimeSeries series) {
 
 double Centre(int i, double dx) { return (i + 0.5) * dx; }
 
-// Semi-infinite channel, C(0,t) = C0 for t > 0, first-order decay (Bear 1972; with
-// lambda = 0 this is Ogata & Banks 1961). Runkel (1996) builds the pulse from it.
-double StepResponse(double x, double t, double u, double D, double lambda, double c0) {
-  if (t <= 0) return 0.0;
-  double w = std::sqrt(u * u + 4.0 * lambda * D);
-  double s = 2.0 * std::sqrt(D * t);
-  double a = std::exp((u - w) * x / (2 * D)) * std::erfc((x - w * t) / s);
-  double b_arg = (x + w * t) / s;
-  double b = b_arg > 25 ? 0.0 : std::exp((u + w) * x / (2 * D)) * std::erfc(b_arg);
-  return 0.5 * c0 * (a + b);
-}
+using fixtures::StepResponse;  // tests/transport_fixtures.h
 
 double MaxRelativeMassError(const TransportResult& r) {
   return r.summary.max_relative_mass_error;
@@ -1029,6 +1019,68 @@ TEST(TransportTest, SteadyInitialStateIsStationary) {
   // O(dt^2): 30 s steps here (docs/methods.md section 3, "Known limitation").
   std::printf("steady start: largest drift over 2 h %.3e of the peak %.3f\n", drift / peak, peak);
   EXPECT_LT(drift / peak, 2e-3);
+}
+
+// Issue #14, the step problem: one reach, u = 0.4 m/s, D = 2 m2/s, decay 5e-5 /s, a
+// concentration boundary 0 -> 40 mg/L at 0.5 h (1800 s) and back to 0 at 1.5 h, stations at
+// 500 / 2500 / 4500 m, against Runkel's (1996) exact solution. Grid and step refined
+// together at Courant 0.72 (dx = 20 .. 2.5 m, dt = 36 .. 4.5 s). The pulse's centroid
+// arrival time must be within 0.1 step of the exact one at every level (the boundary enters
+// at the right time); the L1 error (over the print times, all stations) and its observed
+// order are printed. At a fixed grid the observed order in time is about 1: the limited
+// Lax-Wendroff advection has a dx * dt term in its truncation error (docs/methods.md
+// section 4), with a step and with a smooth boundary alike.
+TEST(TransportTest, StepBoundaryCentroidArrivesOnTime) {
+  const double u = 0.4, D = 2.0, lam = 5e-5, length = 6000.0;
+  const double xs[3] = {500.0, 2500.0, 4500.0};
+  double prev = 0.0;
+  for (int level = 0; level < 4; ++level) {
+    const int n = 300 << level;
+    const double dx = length / n, dt = 36.0 / (1 << level);
+    TransportProblem p = Channel(n, dx, 0.4, 1.0, D);
+    for (Segment& g : p.segments) g.decay_per_s = {lam};
+    UpstreamBoundary b;
+    TimeSeries ts;
+    ts.interpolation = TimeSeries::Interpolation::kStep;
+    ts.times_s = {0.0, 1800.0, 5400.0};
+    ts.values = {0.0, 40.0, 0.0};
+    b.series = {ts};
+    p.members[0].boundaries = {b};
+    p.start_time_s = 0.0;
+    p.end_time_s = 5.5 * 3600.0;
+    p.time_step_s = dt;
+    for (double t = 36.0; t <= p.end_time_s + 1e-9; t += 36.0) p.output_times_s.push_back(t);
+    for (double x : xs) {
+      const int k = static_cast<int>(x / dx - 0.5);
+      p.stations.push_back(Station{k, k + 1, (x - Centre(k, dx)) / dx});
+    }
+    TransportOptions o;
+    o.store_fields = false;
+    const TransportResult r = TransportSolver(o).Run(p);
+    double l1 = 0.0;
+    for (int q = 0; q < 3; ++q) {
+      double m = 0, mt = 0, me = 0, mte = 0;
+      for (int t = 0; t < r.num_times; ++t) {
+        const double tt = r.times_s[t];
+        const double exact = StepResponse(xs[q], tt - 1800.0, u, D, lam, 40.0) -
+                             StepResponse(xs[q], tt - 5400.0, u, D, lam, 40.0);
+        const double c = r.StationConcentration(0, t, q, 0);
+        l1 += std::fabs(c - exact) * 36.0;
+        m += c;
+        mt += c * tt;
+        me += exact;
+        mte += exact * tt;
+      }
+      const double lag = (mt / m - mte / me) / dt;  // in steps
+      EXPECT_LT(std::fabs(lag), 0.1) << "dx " << dx << " m, station " << xs[q] << " m";
+      std::printf("step problem dx %5.2f m dt %5.2f s: centroid %+.3f steps at %.0f m\n", dx, dt,
+                  lag, xs[q]);
+    }
+    std::printf("step problem dx %5.2f m dt %5.2f s: L1 error %.4g mg/L s", dx, dt, l1);
+    if (prev > 0) std::printf(", observed order %.2f", std::log2(prev / l1));
+    std::printf("\n");
+    prev = l1;
+  }
 }
 
 }  // namespace

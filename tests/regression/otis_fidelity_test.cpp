@@ -29,6 +29,7 @@
 #include "qingshui/core/otis.h"
 #include "qingshui/core/transport.h"
 #include "test_paths.h"
+#include "transport_fixtures.h"
 
 namespace qingshui {
 namespace {
@@ -218,28 +219,9 @@ void CheckFidelity(const std::string& name, const Exact& exact = nullptr) {
   }
 }
 
-// exp(a) erfc(b) without overflow: for large b, erfc(b) = exp(-b^2) erfcx(b) with the
-// continued fraction erfcx(b) = (1/sqrt(pi)) / (b + (1/2) / (b + 1 / (b + (3/2) / (b + ...)))),
-// evaluated bottom-up (60 terms: converged to round-off for b >= 4). Cutting the product
-// off at erfc(b) = 0 is wrong far downstream, where exp(a) is as large as erfc(b) is small
-// (x = 4500 m on the step deck: 11.02 instead of 11.24 mg/L at 3.6 h).
-double ExpErfc(double a, double b) {
-  if (b < 4.0) return std::exp(a) * std::erfc(b);
-  double f = b;
-  for (int k = 60; k >= 1; --k) f = b + 0.5 * k / f;
-  return std::exp(a - b * b) / (std::sqrt(M_PI) * f);
-}
-
-// Runkel (1996) / van Genuchten & Alves (1982, A1): C0 from t = 0 at the upstream face of a
-// semi-infinite channel with advection u, dispersion D and first-order decay lambda.
-// Checked against the convolution of the boundary with the first-passage density
-// x / sqrt(4 pi D t^3) exp(-(x - u t)^2 / (4 D t) - lambda t) (numerical quadrature, scipy):
-// 11.2359 mg/L at x = 4500 m, 3.615 h on the step deck, as here.
+// Runkel (1996): the pulse as two steps (tests/transport_fixtures.h).
 double Bear(double x, double t, double u, double D, double lambda) {
-  if (t <= 0) return 0.0;
-  const double w = std::sqrt(u * u + 4.0 * lambda * D), s = 2.0 * std::sqrt(D * t);
-  return 0.5 * (ExpErfc((u - w) * x / (2 * D), (x - w * t) / s) +
-                ExpErfc((u + w) * x / (2 * D), (x + w * t) / s));
+  return transport::fixtures::StepResponse(x, t, u, D, lambda, 1.0);
 }
 
 Exact StepPulse(double t1_h, double t2_h) {
