@@ -219,21 +219,9 @@ std::vector<std::string> AddContributionMembers(Simulation* sim) {
 transport::TransportResult RunSimulation(const Simulation& sim) {
   transport::TransportProblem problem = sim.problem;
   if (sim.options.steady_initial_state) {
-    // The steady state of the first day's flow and forcing, for every member.
-    transport::TransportOptions steady = sim.transport_options;
-    steady.steady_state = true;
-    steady.store_fields = true;
-    const transport::TransportResult s = transport::TransportSolver(steady).Run(problem);
-    const size_t per_member = static_cast<size_t>(s.num_segments) * s.num_species;
-    for (size_t m = 0; m < problem.members.size(); ++m) {
-      const size_t offset = m * s.num_times * per_member;
-      problem.members[m].initial_concentration_g_m3.assign(
-          s.concentration_g_m3.begin() + offset, s.concentration_g_m3.begin() + offset + per_member);
-      if (!s.storage_g_m3.empty()) {
-        problem.members[m].initial_storage_g_m3.assign(
-            s.storage_g_m3.begin() + offset, s.storage_g_m3.begin() + offset + per_member);
-      }
-    }
+    // The steady state of the first day's flow and forcing, for every member: the engine's
+    // own initial-state rule (Forcing::initial_steady_state, as for OTIS decks).
+    for (transport::Forcing& f : problem.members) f.initial_steady_state = true;
   }
   return transport::TransportSolver(sim.transport_options).Run(problem);
 }
