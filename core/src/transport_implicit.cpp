@@ -503,10 +503,21 @@ void Engine::Sources(const ImpCoef& ic, Item& it, const Block& B, double t0, dou
 // before the first half (c < mid: carried over the whole step) or after the second (c > mid:
 // not carried), the rest in I, so that the mass enters with its exact centroid (first
 // moment) and exactly (zeroth moment). A load constant over the step has c = mid: all of it
-// in I, as before.
+// in I, as before (ConstantInside: found with one binary search, without the centroid;
+// most loads of a forecast change only at day boundaries).
+static bool ConstantInside(const TimeSeries& w, double t0, double t1) {
+  if (w.times_s.size() <= 1) return true;
+  const auto it = std::upper_bound(w.times_s.begin(), w.times_s.end(), t0);
+  if (it != w.times_s.end() && *it < t1) return false;  // a time inside (t0, t1)
+  // No time inside: a step series holds; a linear one only before its first or after its
+  // last time.
+  return w.interpolation == TimeSeries::Interpolation::kStep || it == w.times_s.begin() ||
+         it == w.times_s.end();
+}
+
 double Engine::MidLoadFraction(const TimeSeries& w, double t0, double t1) {
   const double half = 0.5 * (t1 - t0);
-  if (!(half > 0)) return 1.0;
+  if (!(half > 0) || ConstantInside(w, t0, t1)) return 1.0;
   const double f = std::fabs(w.Centroid(t0, t1) - (t0 + half)) / half;
   return f > 0 ? std::max(0.0, 1.0 - f) : 1.0;
 }
@@ -518,7 +529,9 @@ void Engine::EdgeLoads(Item& it, const Block& B, bool before) {
   const int real = std::min(B.mb, B.real);
   for (int m = 0; m < real; ++m) {
     for (const PointLoad& l : p_.members[B.member[m]].loads) {
-      if (l.species != it.s || h_.V[l.segment] <= 0) continue;
+      if (l.species != it.s || h_.V[l.segment] <= 0 || ConstantInside(l.load_g_s, t0, t1)) {
+        continue;
+      }
       const double shift = (l.load_g_s.Centroid(t0, t1) - (t0 + half)) / half;
       const double f = before ? -shift : shift;
       if (!(f > 0)) continue;
