@@ -73,8 +73,7 @@ struct Fit {
   HypothesisSpec spec;
   std::vector<std::string> labels;  // per release: source id or "unregistered:<reach>"
   std::vector<double> theta;
-  double cost = 0.0;       // robust misfit over all blocks
-  double cost_free = 0.0;  // the same with unconstrained masses (for the mass integral)
+  double cost = 0.0;  // robust misfit over all blocks, at the bounded masses
   Evaluation eval;
   std::vector<double> jtj;    // P x P Gauss-Newton Hessian of cost / 2 (data part)
   std::vector<double> dmass;  // [(j * Ks + k) * P + q] derivative of masses (t) by theta
@@ -122,9 +121,58 @@ std::vector<int> BlocksSeen(const Context& c, const std::vector<ReleaseSpec>& re
   return out;
 }
 
+// The source kinds a release may be, with their prior weights: its own for a registered
+// source, every kind of positive weight for an unregistered release (a mixture).
+std::vector<std::pair<std::string, double>> KindOptions(const Context& c, const ReleaseSpec& r) {
+  std::vector<std::pair<std::string, double>> options;
+  if (!r.unregistered()) {
+    options.push_back({c.kernels.points[r.point].kind, 1.0});
+    return options;
+  }
+  for (const auto& [kind, sig] : c.options.priors.kinds) {
+    if (sig.prior_weight > 0) options.push_back({kind, sig.prior_weight});
+  }
+  if (options.empty()) options.push_back({"", 1.0});
+  return options;
+}
+
+// Range of the reference species' mass prior (tonnes of the traced reference species): the
+// file's range, scaled when tracing uses another reference species.
+std::array<double, 2> ReferenceMassRange(const Context& c) {
+  const auto& pr = c.options.priors;
+  const double scale = pr.Ratio("treatment_plant", c.reference, pr.reference_species).median;
+  return {pr.mass_min_kg / 1000.0 * scale, pr.mass_max_kg / 1000.0 * scale};
+}
+
+// Standard normal quantile of 0.999: a species' mass bound is the reference bound times its
+// ratio prior's 99.9% quantile, the point beyond which the prior holds a thousandth.
+constexpr double kRatioBoundZ = 3.090232306167813;
+
+// Hard upper bounds of a release's masses (tonnes, per traced species; docs/tracing.md §6):
+// the reference species' at the end of its log-uniform prior, where the prior's density
+// drops to zero; every other species' at that times the largest 99.9% quantile of its ratio
+// prior over the kinds the release may be. No fit, prescreen or profile can go beyond them.
+std::vector<double> MassBounds(const Context& c, const ReleaseSpec& r) {
+  const auto& pr = c.options.priors;
+  const double ref_max = ReferenceMassRange(c)[1];
+  std::vector<double> out(c.species.size(), ref_max);
+  const auto kinds = KindOptions(c, r);
+  for (size_t k = 0; k < c.species.size(); ++k) {
+    if (static_cast<int>(k) == c.reference_index) continue;
+    double q = 0.0;
+    for (const auto& kind : kinds) {
+      const SpeciesRatio sr = pr.Ratio(kind.first, c.species[k], c.reference);
+      q = std::max(q, sr.median * std::exp(kRatioBoundZ * sr.log_sd));
+    }
+    out[k] = ref_max * q;
+  }
+  return out;
+}
+
 HypothesisSpec MakeSpec(const Context& c, const std::vector<ReleaseSpec>& rel) {
   HypothesisSpec s;
   s.releases = rel;
+  for (auto& r : s.releases) r.mass_max_t = MassBounds(c, r);
   s.blocks = BlocksSeen(c, rel);
   return s;
 }
@@ -436,17 +484,6 @@ void ComputeCurvature(Context& c, const Model& model, Fit* fit) {
   const int J = static_cast<int>(s.releases.size());
   const int Ks = c.kernels.num_species();
   fit->cost = fit->eval.cost + OtherBlocksCost(c, s);
-  // Unconstrained masses lower the misfit by (m - m_free)' G (m - m_free).
-  double drop = 0.0;
-  for (int k = 0; k < Ks; ++k) {
-    for (int a = 0; a < J; ++a) {
-      for (int b = 0; b < J; ++b) {
-        drop += (fit->eval.mass[a][k] - fit->eval.mass_free[a][k]) *
-                fit->eval.normal[k][a * J + b] * (fit->eval.mass[b][k] - fit->eval.mass_free[b][k]);
-      }
-    }
-  }
-  fit->cost_free = fit->cost - std::max(0.0, drop);
   std::vector<double> Jm(static_cast<size_t>(rows) * P, 0.0);
   fit->dmass.assign(static_cast<size_t>(J) * Ks * P, 0.0);
   Evaluation ep, em;
@@ -508,44 +545,60 @@ void ComputeCurvature(Context& c, const Model& model, Fit* fit) {
   fit->prior_hess[P - 1] = 1.0 / (pr.dispersion_log_sd * pr.dispersion_log_sd);
 }
 
-// log of ∫ exp(-½ (m - m_free)' G (m - m_free) / s2) π(m) dm over m >= 0: the masses'
-// share of the evidence under the mass prior (log-uniform reference mass, log-normal species
-// ratios of the source's kind; a mixture over kinds for unregistered releases). Importance
-// sampling from an even mixture of the Gaussian and the prior (balance heuristic, Veach &
-// Guibas 1995): the Gaussian proposal covers well-determined masses, the prior proposal
-// releases the data barely see (a flat likelihood must not earn the best-fit likelihood).
-// Quasi-random points with a fixed rotation: deterministic.
+// log of ∫ exp(-½ [Q(m) − Q(m̂)] / s2) π(m) dm: the masses' share of the evidence under the
+// mass prior (log-uniform reference mass, log-normal species ratios of the source's kind; a
+// mixture over kinds for unregistered releases), Q(m) = m'Gm − 2h'm the misfit's quadratic
+// in the masses and m̂ the fit's masses (least squares within the prior's bounds). The
+// integral is taken relative to the fitted misfit, never to an unconstrained optimum that
+// the prior may exclude (an unconstrained mass of 10²³ t must not lend its fit to the
+// hypothesis). Importance sampling from an even mixture of a Gaussian around m̂ and the
+// prior (balance heuristic, Veach & Guibas 1995): the Gaussian covers well-determined masses,
+// the prior releases the data barely see (a flat likelihood must not earn the best-fit
+// likelihood). Quasi-random points with a fixed rotation: deterministic.
 double LogMassIntegral(const Context& c, const Fit& fit, double s2) {
   const int J = static_cast<int>(fit.spec.releases.size());
   const int Ks = c.kernels.num_species();
   if (J == 0) return 0.0;
   const auto& pr = c.options.priors;
-  // Reference species mass range (tonnes): the file's range, scaled when tracing uses
-  // another reference species.
-  const double ref_scale = pr.Ratio("treatment_plant", c.reference, pr.reference_species).median;
-  const double lo = pr.mass_min_kg / 1000.0 * ref_scale, hi = pr.mass_max_kg / 1000.0 * ref_scale;
+  const auto [lo, hi] = ReferenceMassRange(c);
   const double log_range = std::log(hi / lo);
   const int r = c.reference_index;
-  // Gaussian per species: precision G/s2 (+ a ridge far below the prior's scale so that a
-  // species without signal still has a proper density).
-  std::vector<Eigen::MatrixXd> prec(Ks), chol_cov(Ks);
+  const auto& m_hat = fit.eval.mass;
+  // Per species: G/s2 and the gradient of ½Q/s2 at m̂, so that
+  // ½[Q(m) − Q(m̂)]/s2 = ½ d'(G/s2)d + g'd with d = m − m̂ (g = 0 where m̂ is interior).
+  std::vector<Eigen::MatrixXd> Gs(Ks);
+  std::vector<Eigen::VectorXd> grad(Ks);
+  // Proposal: a Gaussian around m̂ with precision G/s2 plus 1/bound² (no wider than the
+  // prior's range, so that a species without signal does not waste its samples far outside).
+  std::vector<Eigen::MatrixXd> chol_cov(Ks);
+  std::vector<Eigen::MatrixXd> prec(Ks);
   std::vector<double> log_det_prec(Ks, 0.0);
   for (int k = 0; k < Ks; ++k) {
     Eigen::MatrixXd G(J, J);
+    Eigen::VectorXd h(J), mk(J);
     for (int a = 0; a < J; ++a) {
       for (int b = 0; b < J; ++b) G(a, b) = fit.eval.normal[k][a * J + b] / s2;
+      h(a) = fit.eval.rhs[k][a] / s2;
+      mk(a) = m_hat[a][k];
     }
-    G.diagonal().array() += 1e-6 / (hi * hi);
-    prec[k] = G;
-    Eigen::LLT<Eigen::MatrixXd> llt(G);
+    Gs[k] = G;
+    grad[k] = G * mk - h;
+    Eigen::MatrixXd P = G;
+    for (int a = 0; a < J; ++a) {
+      const double bound = fit.spec.releases[a].mass_max_t.empty()
+                               ? hi
+                               : fit.spec.releases[a].mass_max_t[k];
+      P(a, a) += 1.0 / (bound * bound);
+    }
+    Eigen::LLT<Eigen::MatrixXd> llt(P);
     if (llt.info() != Eigen::Success) {
-      G.diagonal().array() += 1e-9 * G.trace();
-      prec[k] = G;
-      llt.compute(G);
+      P.diagonal().array() += 1e-9 * P.trace();
+      llt.compute(P);
     }
+    prec[k] = P;
     const Eigen::MatrixXd L = llt.matrixL();
     for (int a = 0; a < J; ++a) log_det_prec[k] += 2 * std::log(L(a, a));
-    // Covariance factor: (L L')^-1 = L^-T L^-1, so m = mean + L^-T z.
+    // Covariance factor: (L L')^-1 = L^-T L^-1, so m = m̂ + L^-T z.
     chol_cov[k] =
         L.transpose().triangularView<Eigen::Upper>().solve(Eigen::MatrixXd::Identity(J, J));
   }
@@ -556,16 +609,7 @@ double LogMassIntegral(const Context& c, const Fit& fit, double s2) {
   };
   std::vector<std::vector<Kind>> kinds(J);
   for (int j = 0; j < J; ++j) {
-    const auto& rel = fit.spec.releases[j];
-    std::vector<std::pair<std::string, double>> options;
-    if (!rel.unregistered()) {
-      options.push_back({c.kernels.points[rel.point].kind, 1.0});
-    } else {
-      for (const auto& [kind, sig] : pr.kinds) {
-        if (sig.prior_weight > 0) options.push_back({kind, sig.prior_weight});
-      }
-      if (options.empty()) options.push_back({"", 1.0});
-    }
+    const auto options = KindOptions(c, fit.spec.releases[j]);
     double wsum = 0.0;
     for (const auto& o : options) wsum += o.second;
     for (const auto& o : options) {
@@ -608,19 +652,26 @@ double LogMassIntegral(const Context& c, const Fit& fit, double s2) {
     }
     return lp;
   };
+  // log of the integrand's likelihood factor, exp(-½ [Q(m) − Q(m̂)] / s2), and of the
+  // Gaussian proposal's density.
+  auto log_likelihood = [&](const std::vector<std::vector<double>>& m) {
+    double ll = 0.0;
+    for (int k = 0; k < Ks; ++k) {
+      Eigen::VectorXd d(J);
+      for (int a = 0; a < J; ++a) d(a) = m[a][k] - m_hat[a][k];
+      ll += -0.5 * d.dot(Gs[k] * d) - grad[k].dot(d);
+    }
+    return ll;
+  };
   auto log_gauss = [&](const std::vector<std::vector<double>>& m) {
     double lg = 0.0;
     for (int k = 0; k < Ks; ++k) {
       Eigen::VectorXd d(J);
-      for (int a = 0; a < J; ++a) d(a) = m[a][k] - fit.eval.mass_free[a][k];
+      for (int a = 0; a < J; ++a) d(a) = m[a][k] - m_hat[a][k];
       lg += -0.5 * d.dot(prec[k] * d) - 0.5 * J * kLn2Pi + 0.5 * log_det_prec[k];
     }
     return lg;
   };
-  // The integrand relative to the Gaussian's normalization: f = exp(-½ q) π(m), with
-  // -½ q = log N(m) - log((2π)^{-n/2} |prec|^{1/2}).
-  double log_norm = 0.0;
-  for (int k = 0; k < Ks; ++k) log_norm += -0.5 * J * kLn2Pi + 0.5 * log_det_prec[k];
   constexpr int kSamples = 512;
   std::vector<double> terms;
   terms.reserve(kSamples);
@@ -636,7 +687,7 @@ double LogMassIntegral(const Context& c, const Fit& fit, double s2) {
           z(a) = detail::NormalQuantile(detail::Halton(idx, detail::Prime(k * J + a), 0.5));
         }
         const Eigen::VectorXd v = chol_cov[k] * z;
-        for (int a = 0; a < J; ++a) m[a][k] = fit.eval.mass_free[a][k] + v(a);
+        for (int a = 0; a < J; ++a) m[a][k] = m_hat[a][k] + v(a);
       }
     } else {
       for (int j = 0; j < J; ++j) {
@@ -659,15 +710,15 @@ double LogMassIntegral(const Context& c, const Fit& fit, double s2) {
       }
     }
     const double lp = log_prior(m);
-    const double lg = log_gauss(m);
-    // Mixture proposal density ½ N + ½ π; integrand N(m)/norm · π(m).
-    const double lr = std::log(0.5) + std::max(lg, lp) +
-                      std::log1p(std::exp(std::min(lg, lp) - std::max(lg, lp)));
     if (!std::isfinite(lp)) {
       terms.push_back(-INFINITY);
       continue;
     }
-    terms.push_back(lg - log_norm + lp - lr);
+    const double lg = log_gauss(m);
+    // Mixture proposal density ½ N + ½ π; integrand exp(-½ ΔQ/s2) · π(m).
+    const double lr = std::log(0.5) + std::max(lg, lp) +
+                      std::log1p(std::exp(std::min(lg, lp) - std::max(lg, lp)));
+    terms.push_back(log_likelihood(m) + lp - lr);
   }
   const double mx = *std::max_element(terms.begin(), terms.end());
   if (!std::isfinite(mx)) return -1e300;
@@ -696,7 +747,7 @@ void ComputeEvidence(const Context& c, Fit* fit, double s2) {
   for (int a = 0; a < P; ++a) {
     for (int b = 0; b < P; ++b) fit->cov[a * P + b] = cov(a, b);
   }
-  fit->log_evidence = fit->log_prior_h + fit->log_prior_theta - 0.5 * fit->cost_free / s2 +
+  fit->log_evidence = fit->log_prior_h + fit->log_prior_theta - 0.5 * fit->cost / s2 +
                       0.5 * (P * kLn2Pi - logdet) + LogMassIntegral(c, *fit, s2);
 }
 
@@ -1657,7 +1708,10 @@ TraceResult Trace(const Network& net, const ObservationSet& obs, const TraceOpti
         e.mass_kg[c.species[k]] = m * 1000.0;
         const double lo = detail::MixtureQuantile({1.0}, {m}, {sd}, 0.05, 0.0);
         const double hi = detail::MixtureQuantile({1.0}, {m}, {sd}, 0.95, 0.0);
-        e.mass_kg_ci90[c.species[k]] = {std::max(0.0, lo) * 1000.0, std::max(0.0, hi) * 1000.0};
+        // No interval reaches past the mass bound (the prior's support).
+        const double bound = r.mass_max_t.empty() ? INFINITY : r.mass_max_t[k];
+        e.mass_kg_ci90[c.species[k]] = {std::clamp(lo, 0.0, bound) * 1000.0,
+                                        std::clamp(hi, 0.0, bound) * 1000.0};
       }
       h.sources.push_back(e);
     }
@@ -1969,7 +2023,8 @@ GridPosterior ReferenceGridPosterior(const Network& net, const ObservationSet& o
   std::vector<long long> counts(c.candidates.size(), 0);
   ParallelFor(static_cast<int>(c.candidates.size()), options.num_threads, [&](int i) {
     const int p = c.candidates[i];
-    const HypothesisSpec spec = MakeSpec(c, {Registered(p)});
+    HypothesisSpec spec = MakeSpec(c, {Registered(p)});
+    spec.releases[0].mass_max_t.clear();  // no mass prior in the reference
     const double others = OtherBlocksCost(c, spec);
     Evaluation e;
     std::vector<double> terms;

@@ -63,6 +63,60 @@ double SmallNnls(int n, const double* G, const double* h, double* m) {
   return best;
 }
 
+double SmallBoundedLs(int n, const double* G, const double* h, const double* upper, double* m) {
+  const double unbounded = SmallNnls(n, G, h, m);
+  bool inside = true;
+  for (int i = 0; i < n; ++i) inside = inside && m[i] <= upper[i];
+  if (inside) return unbounded;
+  auto objective = [&](const double* x) {
+    double q = 0.0;
+    for (int a = 0; a < n; ++a) {
+      q -= 2 * h[a] * x[a];
+      for (int b = 0; b < n; ++b) q += x[a] * G[a * n + b] * x[b];
+    }
+    return q;
+  };
+  double best = 0.0;  // m = 0
+  for (int i = 0; i < n; ++i) m[i] = 0.0;
+  int codes = 1;
+  for (int i = 0; i < n; ++i) codes *= 3;
+  for (int code = 1; code < codes; ++code) {
+    // State of unknown i: 0 at zero, 1 free, 2 at its upper bound.
+    int state[3], idx[3], k = 0;
+    bool valid = true;
+    for (int i = 0, c = code; i < n; ++i, c /= 3) {
+      state[i] = c % 3;
+      if (state[i] == 2 && !std::isfinite(upper[i])) valid = false;
+      if (state[i] == 1) idx[k++] = i;
+    }
+    if (!valid) continue;
+    double x[3];
+    for (int i = 0; i < n; ++i) x[i] = state[i] == 2 ? upper[i] : 0.0;
+    if (k > 0) {
+      // Free unknowns: G_FF x_F = h_F − G_FU u_U.
+      double hr[3];
+      for (int a = 0; a < n; ++a) {
+        hr[a] = h[a];
+        for (int b = 0; b < n; ++b) {
+          if (state[b] == 2) hr[a] -= G[a * n + b] * upper[b];
+        }
+      }
+      double xf[3];
+      if (!SolveSubset(n, G, hr, idx, k, xf)) continue;
+      bool feasible = true;
+      for (int a = 0; a < k; ++a) feasible = feasible && xf[a] >= 0 && xf[a] <= upper[idx[a]];
+      if (!feasible) continue;
+      for (int a = 0; a < k; ++a) x[idx[a]] = xf[a];
+    }
+    const double q = objective(x);
+    if (q < best) {
+      best = q;
+      std::copy(x, x + n, m);
+    }
+  }
+  return best;
+}
+
 double Model::Unit(int p, int s, int k, double u, double d, double f, int ga, double gw,
                    double shift) const {
   // Reference-time arguments of the cumulative kernel at the end and start of the release.
@@ -202,8 +256,8 @@ void Model::Evaluate(const HypothesisSpec& spec, const double* theta, Evaluation
   }
   out->cost = 0.0;
   out->mass.assign(J, std::vector<double>(Ks, 0.0));
-  out->mass_free.assign(J, std::vector<double>(Ks, 0.0));
   out->normal.assign(Ks, std::vector<double>(static_cast<size_t>(J) * J, 0.0));
+  out->rhs.assign(Ks, std::vector<double>(J, 0.0));
   out->baseline.assign(spec.blocks.size(), 0.0);
   if (want_residuals) out->residuals.assign(rows, 0.0);
 
@@ -219,7 +273,11 @@ void Model::Evaluate(const HypothesisSpec& spec, const double* theta, Evaluation
   auto yv = [&](int i) { return y_offset ? T_.y[i] - (*y_offset)[i] : T_.y[i]; };
   for (int k = 0; k < Ks; ++k) {
     double m[3] = {0, 0, 0};
-    double G[9], h[3];
+    double G[9], h[3], upper[3];
+    for (int a = 0; a < J; ++a) {
+      const auto& bound = spec.releases[a].mass_max_t;
+      upper[a] = bound.empty() ? INFINITY : bound[k];
+    }
     for (int it = 0; it < passes; ++it) {
       std::fill(G, G + 9, 0.0);
       std::fill(h, h + 3, 0.0);
@@ -250,7 +308,7 @@ void Model::Evaluate(const HypothesisSpec& spec, const double* theta, Evaluation
           }
         }
       }
-      if (J > 0) SmallNnls(J, G, h, m);
+      if (J > 0) SmallBoundedLs(J, G, h, upper, m);
       // Residuals and Huber weights for the next pass (and the costs after the last).
       const bool last = it == passes - 1;
       for (size_t bi = 0; bi < spec.blocks.size(); ++bi) {
@@ -289,19 +347,9 @@ void Model::Evaluate(const HypothesisSpec& spec, const double* theta, Evaluation
       }
     }
     for (int a = 0; a < J; ++a) out->mass[a][k] = m[a];
-    // Unconstrained solution and the normal matrix at the final weights.
-    double mf[3] = {0, 0, 0};
-    if (J > 0) {
-      double Gr[9];
-      std::copy(G, G + J * J, Gr);
-      double tr = 0;
-      for (int a = 0; a < J; ++a) tr += G[a * J + a];
-      for (int a = 0; a < J; ++a) Gr[a * J + a] += 1e-12 * tr + 1e-300;
-      int idx[3] = {0, 1, 2};
-      if (!SolveSubset(J, Gr, h, idx, J, mf)) std::copy(m, m + J, mf);
-    }
-    for (int a = 0; a < J; ++a) out->mass_free[a][k] = mf[a];
+    // The misfit's quadratic in the masses at the final weights (for the mass integral).
     std::copy(G, G + J * J, out->normal[k].begin());
+    std::copy(h, h + J, out->rhs[k].begin());
   }
 }
 

@@ -47,6 +47,11 @@ struct ReleaseSpec {
   std::vector<double> reach_km;
   std::vector<double> reach_tau;  // plug-flow time from the reach's start (s)
   double km_lo = 0.0, km_hi = 0.0;
+  // Hard upper bound of the mass of each traced species (tonnes): the end of the mass
+  // prior's support (docs/tracing.md §6, "Mass bound"). Every mass solve respects it, so no
+  // fit can reach a mass the prior excludes by explaining data with a kernel whose response
+  // is tiny. Empty = unbounded (the release history, the benchmark's reference).
+  std::vector<double> mass_max_t;
   bool unregistered() const { return point < 0; }
   int num_params() const { return unregistered() ? 3 : 2; }
 };
@@ -71,10 +76,11 @@ struct HypothesisSpec {
 struct Evaluation {
   double cost = 0.0;              // robust misfit over the hypothesis' blocks
   std::vector<double> residuals;  // signed sqrt of each row's robust misfit (blocks' rows)
-  // [release][species]: non-negative least squares and unconstrained masses (tonnes).
-  std::vector<std::vector<double>> mass, mass_free;
-  // Per species, the J x J normal matrix of the masses (row-major) at the final weights.
-  std::vector<std::vector<double>> normal;
+  // [release][species]: masses (tonnes), least squares within 0 <= m <= mass_max_t.
+  std::vector<std::vector<double>> mass;
+  // Per species, the J x J normal matrix G of the masses (row-major) and the right-hand side
+  // h (J) at the final weights: the misfit is m'Gm − 2h'm + const in the masses.
+  std::vector<std::vector<double>> normal, rhs;
   std::vector<double> baseline;  // per block of the spec
   // Huber weights implied by the final residuals (per row of the spec's blocks).
   std::vector<double> psi;
@@ -126,5 +132,10 @@ class Model {
 // Non-negative least squares min m'Gm - 2h'm, m >= 0, for n <= 3 unknowns, by enumerating
 // the active sets (exact); G row-major n x n. Returns the objective value.
 double SmallNnls(int n, const double* G, const double* h, double* m);
+
+// The same within 0 <= m <= upper (entries may be +inf): the non-negative solution when it
+// respects the upper bounds, else the best of every assignment of each unknown to zero, its
+// upper bound or free (3^n; exact, the problem being convex). Returns the objective value.
+double SmallBoundedLs(int n, const double* G, const double* h, const double* upper, double* m);
 
 }  // namespace qingshui::tracing::detail
