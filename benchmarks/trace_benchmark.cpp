@@ -2,8 +2,8 @@
 // registered candidates, COD, NH3N and TP, seven days of 4-hourly samples at every station —
 // timed with its set-up (network and priors read, observations read, kernels computed by the
 // transport engine, all fits), against a plain reference implementation over the same
-// kernels (a brute-force grid posterior, qingshui::tracing::ReferenceGridPosterior) in the
-// same run. Figures and the command are in benchmarks/RESULTS.md.
+// kernels (a brute-force grid posterior, ReferenceGridPosterior in reference_grid_posterior.h) in
+// the same run. Figures and the command are in benchmarks/RESULTS.md.
 //
 //   qingshui_trace_bench --benchmark_repetitions=15 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -19,6 +19,7 @@
 #include "qingshui/tracing/priors.h"
 #include "qingshui/tracing/scenario.h"
 #include "qingshui/tracing/tracer.h"
+#include "reference_grid_posterior.h"
 
 using namespace qingshui;
 using namespace qingshui::tracing;

@@ -134,20 +134,6 @@ struct TraceResult {
 TraceResult Trace(const Network& network, const ObservationSet& observations,
                   const TraceOptions& options);
 
-// A plain reference implementation, for the benchmark: the posterior of one release at
-// each registered source by brute force — the same kernels, noise model and misfit with the
-// masses solved inside, evaluated on a full grid of midpoint (hourly over the release
-// window), duration (0.5, 1.5, 4, 12 h), velocity and dispersion factors (five each) and
-// summed with the priors' weights; no optimizer, no Laplace approximation, no mass prior.
-// Probabilities are among single releases at registered sources.
-struct GridPosterior {
-  std::vector<std::pair<std::string, double>> source_probability;  // most probable first
-  long long evaluations = 0;
-  double elapsed_s = 0.0;
-};
-GridPosterior ReferenceGridPosterior(const Network& network, const ObservationSet& observations,
-                                     const TraceOptions& options);
-
 // The JSON of `qingshui trace --json` (docs/tracing.md, "Output").
 std::string TraceResultJson(const TraceResult& result);
 // A readable report: ranking table, groups, diagnostics, next sample.
