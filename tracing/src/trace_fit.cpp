@@ -484,7 +484,10 @@ double LogMassIntegral(const Context& c, const Fit& fit, double s2) {
   const int Ks = c.kernels.num_species();
   if (J == 0) return 0.0;
   const auto& pr = c.options.priors;
-  const auto [lo, hi] = ReferenceMassRange(c);
+  // Plain variables, not a structured binding: the lambdas below capture them (C++17
+  // cannot capture structured bindings; clang refuses, GCC allows it as an extension).
+  const std::array<double, 2> range = ReferenceMassRange(c);
+  const double lo = range[0], hi = range[1];
   const double log_range = std::log(hi / lo);
   const int r = c.reference_index;
   const auto& m_hat = fit.eval.mass;
