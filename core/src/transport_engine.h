@@ -188,6 +188,7 @@ struct Item {
   std::vector<double> bC, bCs, bCb;
   std::vector<int> step_used;  // implicit sub-steps per step (free-running items)
   double step_t0 = 0.0, step_t1 = 0.0;  // the step StepItem is taking (EdgeLoads, Sources)
+  bool step_switches = false;            // a load may switch inside it (LoadsSwitchInside)
 };
 
 // Kernels for a run of chain cells and one chunk of kLanes members of an ensemble block.
@@ -325,7 +326,16 @@ class Engine {
   std::vector<int> piece_of_;  // per cell: index in pieces_
   std::vector<int> outlets_;
   bool has_reactions_ = false;
-  bool has_loads_ = false;  // some member has a point load (EdgeLoads)
+  // Loads that may switch inside a step (EdgeLoads): the times at which any member's step
+  // load changes (sorted), and whether some load is interpolated linearly (then every step
+  // is looked at). A step with no such time inside it leaves every load whole in I.
+  std::vector<double> load_switches_;
+  bool linear_loads_ = false;
+  bool LoadsSwitchInside(double t0, double t1) const {
+    if (linear_loads_) return true;
+    const auto it = std::upper_bound(load_switches_.begin(), load_switches_.end(), t0);
+    return it != load_switches_.end() && *it < t1;
+  }
   // Hydraulics of the current step and a version number that changes with them.
   Hydraulics h_;
   long long hver_ = 0;

@@ -486,7 +486,8 @@ void Engine::Sources(const ImpCoef& ic, Item& it, const Block& B, double t0, dou
       if (l.species != it.s || h_.V[l.segment] <= 0) continue;  // a dry cell holds no load
       // The part of the step's load that EdgeLoads does not put in before or after the
       // advection half steps (all of it unless the load changes inside the step).
-      double w = l.load_g_s.Average(t0, t1) * MidLoadFraction(l.load_g_s, it.step_t0, it.step_t1);
+      double w = l.load_g_s.Average(t0, t1);
+      if (it.step_switches) w *= MidLoadFraction(l.load_g_s, it.step_t0, it.step_t1);
       const size_t q = l.segment * smb + m;
       it.ext[q] += w;
       it.touched.push_back(q);

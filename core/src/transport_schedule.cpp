@@ -24,14 +24,15 @@ void Engine::StepItem(Item& it, double t, double dt, int na, double tf, int phas
   const size_t n_all = static_cast<size_t>(N_) * all.mb;
   it.step_t0 = t;
   it.step_t1 = t_end;
+  it.step_switches = LoadsSwitchInside(t, t_end);
   // Columns of the block's chunks: loads before the first advection half / after the second.
   auto advect1 = [&](const Block& B) {
-    if (has_loads_) EdgeLoads(it, B, true);
+    if (it.step_switches) EdgeLoads(it, B, true);
     AdvectHalf(it, B, t, na);
   };
   auto advect2 = [&](const Block& B) {
     AdvectHalf(it, B, t_mid, na);
-    if (has_loads_) EdgeLoads(it, B, false);
+    if (it.step_switches) EdgeLoads(it, B, false);
   };
   auto chunk = [&](int c) {
     Block B = all;

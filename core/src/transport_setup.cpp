@@ -214,8 +214,21 @@ void Engine::BuildTopology() {
   }
   has_reactions_ = false;
   for (double k : p_.reaction_matrix_per_s) has_reactions_ = has_reactions_ || k != 0.0;
-  has_loads_ = false;
-  for (const Forcing& f : p_.members) has_loads_ = has_loads_ || !f.loads.empty();
+  load_switches_.clear();
+  linear_loads_ = false;
+  for (const Forcing& f : p_.members) {
+    for (const PointLoad& l : f.loads) {
+      const TimeSeries& w = l.load_g_s;
+      if (w.times_s.size() < 2) continue;
+      if (w.interpolation == TimeSeries::Interpolation::kLinear) linear_loads_ = true;
+      for (size_t k = 1; k < w.times_s.size(); ++k) {
+        if (w.values[k] != w.values[k - 1]) load_switches_.push_back(w.times_s[k]);
+      }
+    }
+  }
+  std::sort(load_switches_.begin(), load_switches_.end());
+  load_switches_.erase(std::unique(load_switches_.begin(), load_switches_.end()),
+                       load_switches_.end());
   // Runs of chain cells (one upstream neighbour i - 1, draining to i + 1) and single
   // generic cells, in the upstream-first order.
   pieces_.clear();
