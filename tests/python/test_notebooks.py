@@ -23,7 +23,11 @@ def test_notebook_runs_in_under_a_minute(path):
     start = time.monotonic()
     client.execute()
     elapsed = time.monotonic() - start
-    assert elapsed < 60, f"{path.name} took {elapsed:.0f} s"
+    # The minute is a new user's, on the optimized build. Under AddressSanitizer (scripts/test
+    # --sanitize preloads it) the same run takes 3-5x as long: the notebook must still run
+    # without an error, but its speed is not what that run measures.
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert elapsed < 60, f"{path.name} took {elapsed:.0f} s"
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
 
