@@ -17,14 +17,12 @@
 #include "qingshui/hydro/simulation.h"
 #include "qingshui/tracing/scenario.h"
 #include "test_paths.h"
+#include "tracing_fixtures.h"
 
 namespace qingshui::tracing {
 namespace {
 
-const Network& Default() {
-  static const Network net = LoadNetwork(testing::SourcePath("data/yuncheng/network.yaml"));
-  return net;
-}
+using fixtures::Default;  // tests/tracing/tracing_fixtures.h
 
 TEST(Kernels, SubNetworkRunsEqualOneRunOnTheWholeNetwork) {
   const Network& net = Default();

@@ -10,14 +10,12 @@
 
 #include "qingshui/core/error.h"
 #include "test_paths.h"
+#include "tracing_fixtures.h"
 
 namespace qingshui::tracing {
 namespace {
 
-const Network& Default() {
-  static const Network net = LoadNetwork(testing::SourcePath("data/yuncheng/network.yaml"));
-  return net;
-}
+using fixtures::Default;  // tests/tracing/tracing_fixtures.h
 
 std::string ErrorOf(const std::string& text) {
   try {

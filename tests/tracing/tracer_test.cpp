@@ -22,20 +22,14 @@
 #include "qingshui/tracing/kernels.h"
 #include "qingshui/tracing/scenario.h"
 #include "test_paths.h"
+#include "tracing_fixtures.h"
 
 namespace qingshui::tracing {
 namespace {
 
-const Network& Default() {
-  static const Network net = LoadNetwork(testing::SourcePath("data/yuncheng/network.yaml"));
-  return net;
-}
+using fixtures::Default;  // tests/tracing/tracing_fixtures.h
 
-const TracingPriors& Priors() {
-  static const TracingPriors p =
-      LoadTracingPriors(testing::SourcePath("data/tracing/source_signatures.yaml"));
-  return p;
-}
+using fixtures::Priors;
 
 TraceOptions Options() {
   TraceOptions o;
