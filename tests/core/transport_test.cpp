@@ -1023,20 +1023,18 @@ TEST(TransportTest, SteadyInitialStateIsStationary) {
 
 // Issue #14, the step problem: one reach, u = 0.4 m/s, D = 2 m2/s, decay 5e-5 /s, a
 // concentration boundary 0 -> 40 mg/L at 0.5 h (1800 s) and back to 0 at 1.5 h, stations at
-// 500 / 2500 / 4500 m, against Runkel's (1996) exact solution. Grid and step refined
-// together at Courant 0.72 (dx = 20 .. 2.5 m, dt = 36 .. 4.5 s). The pulse's centroid
-// arrival time must be within 0.1 step of the exact one at every level (the boundary enters
-// at the right time); the L1 error (over the print times, all stations) and its observed
-// order are printed. At a fixed grid the observed order in time is about 1: the limited
-// Lax-Wendroff advection has a dx * dt term in its truncation error (docs/methods.md
-// section 4), with a step and with a smooth boundary alike.
-TEST(TransportTest, StepBoundaryCentroidArrivesOnTime) {
-  const double u = 0.4, D = 2.0, lam = 5e-5, length = 6000.0;
-  const double xs[3] = {500.0, 2500.0, 4500.0};
-  double prev = 0.0;
-  for (int level = 0; level < 4; ++level) {
-    const int n = 300 << level;
-    const double dx = length / n, dt = 36.0 / (1 << level);
+// 500 / 2500 / 4500 m (interpolated between centres), printed every 36 s to 5.5 h.
+struct StepDeck {
+  static constexpr double u = 0.4, D = 2.0, lam = 5e-5, length = 6000.0, every = 36.0;
+  static constexpr double xs[3] = {500.0, 2500.0, 4500.0};
+  // Runkel's (1996) exact solution at station q and time t.
+  static double Exact(int q, double t) {
+    return StepResponse(xs[q], t - 1800.0, u, D, lam, 40.0) -
+           StepResponse(xs[q], t - 5400.0, u, D, lam, 40.0);
+  }
+  // The default scheme with n segments and step dt: the result (3 stations).
+  static TransportResult Run(int n, double dt) {
+    const double dx = length / n;
     TransportProblem p = Channel(n, dx, 0.4, 1.0, D);
     for (Segment& g : p.segments) g.decay_per_s = {lam};
     UpstreamBoundary b;
@@ -1049,35 +1047,98 @@ TEST(TransportTest, StepBoundaryCentroidArrivesOnTime) {
     p.start_time_s = 0.0;
     p.end_time_s = 5.5 * 3600.0;
     p.time_step_s = dt;
-    for (double t = 36.0; t <= p.end_time_s + 1e-9; t += 36.0) p.output_times_s.push_back(t);
+    for (double t = every; t <= p.end_time_s + 1e-9; t += every) p.output_times_s.push_back(t);
     for (double x : xs) {
       const int k = static_cast<int>(x / dx - 0.5);
       p.stations.push_back(Station{k, k + 1, (x - Centre(k, dx)) / dx});
     }
     TransportOptions o;
     o.store_fields = false;
-    const TransportResult r = TransportSolver(o).Run(p);
+    return TransportSolver(o).Run(p);
+  }
+};
+
+// Grid and step refined together at Courant 0.72 (dx = 20 .. 2.5 m, dt = 36 .. 4.5 s). The
+// pulse's centroid arrival time must be within 0.1 step of the exact one at every level
+// (the boundary enters at the right time); the L1 error (over the print times, all
+// stations) and its observed order are printed.
+TEST(TransportTest, StepBoundaryCentroidArrivesOnTime) {
+  double prev = 0.0;
+  for (int level = 0; level < 4; ++level) {
+    const int n = 300 << level;
+    const double dx = StepDeck::length / n, dt = 36.0 / (1 << level);
+    const TransportResult r = StepDeck::Run(n, dt);
     double l1 = 0.0;
     for (int q = 0; q < 3; ++q) {
       double m = 0, mt = 0, me = 0, mte = 0;
       for (int t = 0; t < r.num_times; ++t) {
         const double tt = r.times_s[t];
-        const double exact = StepResponse(xs[q], tt - 1800.0, u, D, lam, 40.0) -
-                             StepResponse(xs[q], tt - 5400.0, u, D, lam, 40.0);
+        const double exact = StepDeck::Exact(q, tt);
         const double c = r.StationConcentration(0, t, q, 0);
-        l1 += std::fabs(c - exact) * 36.0;
+        l1 += std::fabs(c - exact) * StepDeck::every;
         m += c;
         mt += c * tt;
         me += exact;
         mte += exact * tt;
       }
       const double lag = (mt / m - mte / me) / dt;  // in steps
-      EXPECT_LT(std::fabs(lag), 0.1) << "dx " << dx << " m, station " << xs[q] << " m";
+      EXPECT_LT(std::fabs(lag), 0.1) << "dx " << dx << " m, station " << StepDeck::xs[q] << " m";
       std::printf("step problem dx %5.2f m dt %5.2f s: centroid %+.3f steps at %.0f m\n", dx, dt,
-                  lag, xs[q]);
+                  lag, StepDeck::xs[q]);
     }
     std::printf("step problem dx %5.2f m dt %5.2f s: L1 error %.4g mg/L s", dx, dt, l1);
     if (prev > 0) std::printf(", observed order %.2f", std::log2(prev / l1));
+    std::printf("\n");
+    prev = l1;
+  }
+}
+
+// Issue #14: the time error at a fixed grid for the piecewise-constant boundary. The
+// issue's grid (10 m, 600 segments), the step halved from 18 s (Courant 0.72) to 2.25 s;
+// the time error is the L1 distance (print times x stations) to the same grid's
+// converged-in-time run (dt = 18/64 s, whose own time error is ~1/8 of the finest level's
+// at first order). Measured 2026-12-07: 317, 176, 91, 44 mg/L s, orders 0.85, 0.95, 1.05.
+// The issue's target, order >= 1.8, is NOT met, and this test pins what the method does
+// deliver, first order, so that a change that loses it fails: the limited Lax-Wendroff
+// step couples its time and space errors (van Leer: a dx dt term; even unlimited
+// Lax-Wendroff has a dt dx^2 term), and the Dirichlet face's dispersive flux, split from
+// the advection, adds a first-order term of its own (docs/methods.md section 4). The
+// pulse's centroid must arrive within 0.1 step of the converged-in-time run's at every
+// step: the boundary's timing is not where the time error comes from.
+TEST(TransportTest, StepBoundaryTimeErrorAtAFixedGrid) {
+  const int n = 600;
+  const TransportResult ref = StepDeck::Run(n, 18.0 / 64);
+  double ref_centroid[3];
+  for (int q = 0; q < 3; ++q) {
+    double m = 0, mt = 0;
+    for (int t = 0; t < ref.num_times; ++t) {
+      m += ref.StationConcentration(0, t, q, 0);
+      mt += ref.StationConcentration(0, t, q, 0) * ref.times_s[t];
+    }
+    ref_centroid[q] = mt / m;
+  }
+  double prev = 0.0;
+  for (double dt : {18.0, 9.0, 4.5, 2.25}) {
+    const TransportResult r = StepDeck::Run(n, dt);
+    ASSERT_EQ(r.num_times, ref.num_times);
+    double l1 = 0.0;
+    for (int q = 0; q < 3; ++q) {
+      double m = 0, mt = 0;
+      for (int t = 0; t < r.num_times; ++t) {
+        const double c = r.StationConcentration(0, t, q, 0);
+        l1 += std::fabs(c - ref.StationConcentration(0, t, q, 0)) * StepDeck::every;
+        m += c;
+        mt += c * r.times_s[t];
+      }
+      const double lag = (mt / m - ref_centroid[q]) / dt;
+      EXPECT_LT(std::fabs(lag), 0.1) << "dt " << dt << " s, station " << StepDeck::xs[q] << " m";
+    }
+    std::printf("step problem, fixed 10 m grid, dt %5.2f s: time error (L1) %.4g mg/L s", dt, l1);
+    if (prev > 0) {
+      const double order = std::log2(prev / l1);
+      std::printf(", observed order %.2f", order);
+      EXPECT_GE(order, 0.8) << "dt " << 2 * dt << " -> " << dt << " s";
+    }
     std::printf("\n");
     prev = l1;
   }
