@@ -453,11 +453,13 @@ class Result:
 
         Parameters
         ----------
-        period : {"day", "week", "month"}
+        period : {"day", "week", "month", "year"}
+            "year" is the annual assessment (calendar years, means over the run's part of
+            each year: run the whole year for an annual class).
         """
-        rule = {"day": "D", "week": "W", "month": "MS"}.get(period)
+        rule = {"day": "D", "week": "W", "month": "MS", "year": "YS"}.get(period)
         if rule is None:
-            raise _qingshui.ConfigError(f"assess: period must be day, week or month, got {period!r}")
+            raise _qingshui.ConfigError(f"assess: period must be day, week, month or year, got {period!r}")
         std = self._standard
         if not std:
             raise _qingshui.ConfigError("assess: the network has no standards file")

@@ -65,6 +65,21 @@ def test_assess_classes_follow_the_worst_indicator(base):
         assert row["main_pollutants"] == ""
 
 
+def test_assess_by_year_splits_at_new_year_and_classes_each_year_mean():
+    res = qs.Scenario(name="new year").run("2023-12-31", "2024-01-01", contributions=False, fields=False)
+    years = res.assess("year")
+    days = res.assess("day")
+    for station in ("zhangliuzhuang", "miaoqian"):
+        y = years[years["station"] == station].reset_index(drop=True)
+        d = days[days["station"] == station].reset_index(drop=True)
+        assert [p.year for p in y["period"]] == [2023, 2024]
+        # One day of each year in the run: each year's mean is that day's mean.
+        for col in ("class", "COD_mg_l", "NH3N_mg_l", "TP_mg_l"):
+            assert list(y[col]) == list(d[col])
+    with pytest.raises(qs.ConfigError, match="day, week, month or year"):
+        res.assess("decade")
+
+
 def test_to_xarray_has_stations_segments_and_contributors(base):
     ds = base.to_xarray()
     assert set(ds.data_vars) >= {"station_concentration", "concentration", "contribution"}
