@@ -32,5 +32,8 @@ void WriteFileAtomically(const std::string& path, const std::string& contents);
 
 // Path of the built-in Yuncheng network (QINGSHUI_NETWORK overrides it).
 std::string DefaultNetworkPath();
+// Path of the tracing priors (data/tracing/source_signatures.yaml beside the network's
+// data; QINGSHUI_TRACING_PRIORS overrides it).
+std::string DefaultPriorsPath();
 
 }  // namespace qingshui::cli

@@ -41,13 +41,6 @@ void TraceUsage(std::ostream& out) {
          "exit codes: 0 success, 1 runtime failure, 2 invalid input or usage\n";
 }
 
-std::string DefaultPriorsPath() {
-  if (const char* env = std::getenv("QINGSHUI_TRACING_PRIORS"); env && *env) return env;
-  return (std::filesystem::path(QINGSHUI_DEFAULT_NETWORK).parent_path().parent_path() / "tracing" /
-          "source_signatures.yaml")
-      .string();
-}
-
 double ParseTimeArg(const std::string& option, const std::string& text) {
   double t;
   if (!tracing::ParseIsoTime(text, &t)) {
