@@ -50,7 +50,7 @@ double ParseNumber(const std::string& option, const std::string& text) {
 }  // namespace
 
 int RunCheck(const Args& args, std::ostream& out, std::ostream& err) {
-  std::string path, dates, masses, duration, sources, priors_path;
+  std::string path, dates, masses, duration, sources, stations, priors_path;
   bool detectability = false;
   for (size_t k = 0; k < args.size(); ++k) {
     const std::string& a = args[k];
@@ -58,7 +58,7 @@ int RunCheck(const Args& args, std::ostream& out, std::ostream& err) {
       out << "usage: qingshui check [NETWORK]\n"
              "       qingshui check [NETWORK] --detectability [--dates D1,D2,...]\n"
              "                      [--masses-t M1,M2,...] [--duration-h H] [--sources A,B,...]\n"
-             "                      [--priors FILE]\n\n"
+             "                      [--stations S1,S2,...] [--priors FILE]\n\n"
              "Validates a network file (docs/network-format.md) and prints a summary: reaches\n"
              "and their total length, segments, sources by kind, stations, species.\n"
              "Without NETWORK, checks the built-in Yuncheng network.\n"
@@ -67,7 +67,8 @@ int RunCheck(const Args& args, std::ostream& out, std::ostream& err) {
              "(default 0.01-1000 t in half-decades, over 3 h, other species in the kind's\n"
              "median ratios from the tracing priors) that the routine 4-hourly sampling of the\n"
              "sections flags (a sample above 1.5x the station's median of the previous 24 h),\n"
-             "where and after how long (docs/tracing.md, \"Detectability\").\n"
+             "where and after how long (docs/tracing.md, \"Detectability\"). --stations: only\n"
+             "these stations are sampled (default: every station but outfall monitors).\n"
              "exit codes: 0 valid, 2 invalid (one line per error: file:line: field: what)\n";
       return kExitOk;
     }
@@ -79,6 +80,7 @@ int RunCheck(const Args& args, std::ostream& out, std::ostream& err) {
                           : a == "--masses-t"   ? &masses
                           : a == "--duration-h" ? &duration
                           : a == "--sources"    ? &sources
+                          : a == "--stations"   ? &stations
                           : a == "--priors"     ? &priors_path
                                                 : nullptr;
     if (target) {
@@ -104,9 +106,10 @@ int RunCheck(const Args& args, std::ostream& out, std::ostream& err) {
   out << FormatSummary(net);
   out << "valid\n";
   const bool detect_options = !dates.empty() || !masses.empty() || !duration.empty() ||
-                              !sources.empty() || !priors_path.empty();
+                              !sources.empty() || !stations.empty() || !priors_path.empty();
   if (detect_options && !detectability) {
-    err << "qingshui check: --dates, --masses-t, --duration-h, --sources and --priors go with "
+    err << "qingshui check: --dates, --masses-t, --duration-h, --sources, --stations and --priors "
+           "go with "
            "--detectability\n";
     return kExitInvalidInput;
   }
@@ -122,6 +125,7 @@ int RunCheck(const Args& args, std::ostream& out, std::ostream& err) {
   }
   if (!duration.empty()) o.duration_s = 3600.0 * ParseNumber("--duration-h", duration);
   if (!sources.empty()) o.sources = SplitList(sources);
+  if (!stations.empty()) o.stations = SplitList(stations);
   const tracing::DetectabilityTable table = tracing::Detectability(net, o);
   out << "\n" << tracing::DetectabilityTableText(table);
   return kExitOk;
