@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <limits>
 
 #include "qingshui/core/error.h"
 #include "qingshui/core/network.h"
@@ -118,6 +119,7 @@ py::dict ResultDict(const TraceResult& r) {
     d["station"] = n.station;
     d["time"] = FormatIsoTime(n.time_s);
     d["expected_information_nats"] = n.expected_information_nats;
+    d["within_window"] = n.within_window;
     py::dict pred;
     for (const auto& [label, m] : n.predictions) pred[py::str(label)] = py::cast(m);
     d["predictions"] = pred;
@@ -242,9 +244,10 @@ void BindTracing(py::module_& m) {
          const std::vector<double>& value, const std::string& label, const std::vector<int>& lines,
          const std::string& priors_path, double start_s, double end_s, int max_sources,
          double noise, const std::vector<std::string>& trace_species, bool unregistered,
-         const std::string& date, int threads) {
+         const std::string& date, int threads, double within_h) {
         const ObservationSet obs = MakeObservations(time_s, station, species, value, label, lines);
         TraceOptions o;
+        o.recommend_within_s = within_h * 3600.0;  // NaN: each station's best time
         o.priors = LoadTracingPriors(priors_path);
         o.start_s = start_s;
         o.end_s = end_s;
@@ -264,7 +267,8 @@ void BindTracing(py::module_& m) {
       py::arg("network"), py::arg("time_s"), py::arg("station"), py::arg("species"),
       py::arg("value"), py::arg("label"), py::arg("lines"), py::arg("priors"), py::arg("start_s"),
       py::arg("end_s"), py::arg("max_sources"), py::arg("noise"), py::arg("species_traced"),
-      py::arg("unregistered"), py::arg("date"), py::arg("threads"));
+      py::arg("unregistered"), py::arg("date"), py::arg("threads"),
+      py::arg("within_h") = std::numeric_limits<double>::quiet_NaN());
   m.def(
       "release_history",
       [](const Network& net, const std::vector<double>& time_s,

@@ -25,7 +25,7 @@ void TraceUsage(std::ostream& out) {
          "ISO]\n"
          "                      [--max-sources K] [--json] [--noise REL] [--species A,B,...]\n"
          "                      [--priors FILE] [--date YYYY-MM-DD] [--no-unregistered]\n"
-         "                      [--threads N]\n"
+         "                      [--threads N] [--within-h H]\n"
          "       qingshui trace [--network NETWORK] --observations OBS.csv --history SOURCE_ID\n"
          "                      [--start ISO --end ISO] [--regularization tikhonov|tv]\n"
          "                      [--alpha discrepancy|lcurve] [--bin-h H] [--json]\n\n"
@@ -34,7 +34,9 @@ void TraceUsage(std::ostream& out) {
          "simultaneous releases) its posterior probability, release start and end, and mass per\n"
          "species with 90% intervals; groups of sources the stations cannot tell apart;\n"
          "identifiability; and the station and time a next sample should come from\n"
-         "(docs/tracing.md). Observations: CSV time,station,species,value (mg/L), ISO-8601 times.\n"
+         "(docs/tracing.md); --within-h H: only samples within H hours after the last one (a\n"
+         "team in the field), or, when none of them separates the leaders, the earliest that\n"
+         "does, said so. Observations: CSV time,station,species,value (mg/L), ISO-8601 times.\n"
          "--history reconstructs a known source's load over time instead (non-negative\n"
          "Tikhonov or total-variation regularization).\n"
          "Priors: data/tracing/source_signatures.yaml (or --priors, or QINGSHUI_TRACING_PRIORS).\n"
@@ -63,7 +65,7 @@ double ParseNumberArg(const std::string& option, const std::string& text) {
 
 int RunTrace(const Args& args, std::ostream& out, std::ostream& err) {
   std::string network, observations, start, end, max_sources, noise, species, priors_path, date,
-      threads, history, regularization, alpha, bin_h;
+      threads, history, regularization, alpha, bin_h, within_h;
   bool json = false, unregistered = true;
   for (size_t k = 0; k < args.size(); ++k) {
     const std::string& a = args[k];
@@ -93,6 +95,7 @@ int RunTrace(const Args& args, std::ostream& out, std::ostream& err) {
                           : a == "--regularization" ? &regularization
                           : a == "--alpha"          ? &alpha
                           : a == "--bin-h"          ? &bin_h
+                          : a == "--within-h"       ? &within_h
                                                     : nullptr;
     if (!target) {
       err << "qingshui trace: unknown option '" << a << "' (see qingshui trace --help)\n";
@@ -137,6 +140,7 @@ int RunTrace(const Args& args, std::ostream& out, std::ostream& err) {
     o.max_sources = static_cast<int>(k);
   }
   if (!noise.empty()) o.noise_relative = ParseNumberArg("--noise", noise);
+  if (!within_h.empty()) o.recommend_within_s = 3600.0 * ParseNumberArg("--within-h", within_h);
   if (!threads.empty()) o.num_threads = static_cast<int>(ParseNumberArg("--threads", threads));
   if (!species.empty()) {
     std::stringstream ss(species);

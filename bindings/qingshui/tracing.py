@@ -265,11 +265,12 @@ def _result(raw: Dict[str, Any]) -> TraceResult:
                 "station": n["station"],
                 "time": _epoch(n["time"]),
                 "expected_information_nats": n["expected_information_nats"],
+                "within_window": n.get("within_window", True),
                 "predictions": n["predictions"],
             }
             for n in raw["next_samples"]
         ],
-        columns=["station", "time", "expected_information_nats", "predictions"],
+        columns=["station", "time", "expected_information_nats", "within_window", "predictions"],
     )
     if not nxt.empty:
         nxt["time"] = _times(nxt["time"])
@@ -348,6 +349,7 @@ def trace(
     priors: Optional[PathLike] = None,
     date: Optional[str] = None,
     threads: int = 1,
+    within_h: Optional[float] = None,
 ) -> TraceResult:
     """Rank the sources that can explain the observations (``qingshui trace``).
 
@@ -374,6 +376,12 @@ def trace(
         Day whose hydraulics the kernels use (default: the first sample's day).
     threads : int
         Threads for the kernels and fits.
+    within_h : float, optional
+        Recommend only samples within this many hours after the last one (a team in the
+        field; ``qingshui trace --within-h``). When none of them separates the leading
+        hypotheses, ``next_samples`` holds the earliest that does, with ``within_window``
+        False, and ``diagnostics["next_samples_note"]`` says so. Default: each station's best
+        time in the next 24 h.
 
     Returns
     -------
@@ -404,6 +412,7 @@ def trace(
         bool(unregistered),
         date or "",
         int(threads),
+        float("nan") if within_h is None else float(within_h),
     )
     return _result(raw)
 

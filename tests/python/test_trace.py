@@ -151,3 +151,46 @@ def test_a_trace_saved_by_the_cli_loads_as_the_same_result(tmp_path):
     bad.write_text('{"hypotheses": []}', encoding="utf-8")
     with pytest.raises(qs.DataError, match="bad.json"):
         qs.read_trace(bad)
+
+
+def test_within_h_keeps_recommendations_to_the_next_hours(observations):
+    # Issue #21 item 2: a team in the field asks where to be in the next two hours. At
+    # 2024-04-17 00:00 no station sample within two hours separates the Jishan plant from
+    # the wetland below it; the earliest that does is given instead, and said so.
+    frame, _ = observations
+    now = pd.Timestamp("2024-04-17 00:00", tz="Asia/Shanghai")
+    plain = qs.trace(frame, end=now)
+    team = qs.trace(frame, end=now, within_h=2)
+    assert list(team.next_samples.columns) == [
+        "station",
+        "time",
+        "expected_information_nats",
+        "within_window",
+        "predictions",
+    ]
+    assert plain.next_samples["within_window"].all()
+    assert plain.diagnostics["next_samples_note"] == ""
+    assert not team.next_samples.empty
+    assert (team.next_samples["time"] > now).all()
+    inside = team.next_samples[team.next_samples["within_window"]]
+    assert (inside["time"] <= now + pd.Timedelta(hours=2)).all()
+    if inside.empty:
+        first = team.next_samples.iloc[0]
+        assert first["time"] > now + pd.Timedelta(hours=2)
+        assert first["time"] <= plain.next_samples["time"].min()
+        assert f"the earliest that does: {first['station']}" in team.diagnostics["next_samples_note"]
+    with pytest.raises(qs.ConfigError, match="recommend_within_s"):
+        qs.trace(frame, end=now, within_h=0.5)
+
+
+def test_cli_within_h(observations, cli):
+    _, path = observations
+    args = [str(cli), "trace", "--observations", str(path), "--end", "2024-04-17T00:00+08:00"]
+    run = subprocess.run(args + ["--within-h", "2", "--json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert all("within_window" in n for n in doc["diagnostics"]["next_samples"])
+    assert "next_samples_note" in doc["diagnostics"]
+    bad = subprocess.run(args + ["--within-h", "soon"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "--within-h: expected a number, got 'soon'" in bad.stderr

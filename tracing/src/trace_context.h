@@ -51,6 +51,10 @@ constexpr double kCoarseScreenStepH = 3.0;
 // prescreens use one pass (they only rank starts).
 constexpr int kFitReweightingPasses = 4;
 
+// Candidate times of a next sample: hourly after the window's end (a crew's planning
+// resolution).
+constexpr double kRecommendStepS = 3600.0;
+
 // An unregistered release may sit anywhere on one of these reaches.
 struct UReach {
   std::string reach;

@@ -2,7 +2,9 @@
 // separate the leading hypotheses.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <set>
+#include <utility>
 
 #include "trace_context.h"
 
@@ -14,8 +16,8 @@ namespace {
 // posterior, at most kMaxLeads (the rest cannot change where to sample).
 constexpr double kLeadingMass = 0.99;
 constexpr int kMaxLeads = 6;
-// Candidate sample times: hourly after the last sample (a crew's planning resolution).
-constexpr double kSampleStepS = 3600.0;
+// Candidate sample times: hourly after the last sample (trace_context.h).
+constexpr double kSampleStepS = kRecommendStepS;
 // At most this many stations recommended, each expected to bring at least kMinInformationNats.
 constexpr int kRecommendations = 3;
 constexpr double kMinInformationNats = 0.01;
@@ -103,19 +105,12 @@ void RecommendNextSamples(TraceRun& run) {
         }
       }
     }
-    std::sort(cands.begin(), cands.end(),
-              [](const Candidate& a, const Candidate& b) { return a.info > b.info; });
-    std::set<int> used;
-    for (const auto& cd : cands) {
-      if (static_cast<int>(result.next_samples.size()) >= kRecommendations ||
-          cd.info < kMinInformationNats)
-        break;
-      if (used.count(cd.s)) continue;
-      used.insert(cd.s);
+    auto recommend = [&](const Candidate& cd, bool within_window) {
       SampleRecommendation r;
       r.station = c.kernels.station_ids[cd.s];
       r.time_s = cd.t;
       r.expected_information_nats = cd.info;
+      r.within_window = within_window;
       for (const auto& l : leads) {
         std::map<std::string, double> pred;
         for (int k = 0; k < Ks; ++k) {
@@ -135,6 +130,56 @@ void RecommendNextSamples(TraceRun& run) {
         r.predictions.push_back({l.label, pred});
       }
       result.next_samples.push_back(r);
+    };
+
+    // Without a window: each station's best time up to the horizon. With one (a team in the
+    // field, issue #21 item 2): each station's best time within it. Times are after the last
+    // sample, so a sample just taken (the previous recommendation) is never given again.
+    const bool windowed = !std::isnan(options.recommend_within_s);
+    const double window_end = w_end + (windowed ? options.recommend_within_s : INFINITY) + 1e-6;
+    std::vector<Candidate> pool;
+    for (const auto& cd : cands) {
+      if (cd.t <= window_end) pool.push_back(cd);
+    }
+    std::sort(pool.begin(), pool.end(),
+              [](const Candidate& a, const Candidate& b) { return a.info > b.info; });
+    std::set<int> used;
+    for (const auto& cd : pool) {
+      if (static_cast<int>(result.next_samples.size()) >= kRecommendations ||
+          cd.info < kMinInformationNats)
+        break;
+      if (used.count(cd.s)) continue;
+      used.insert(cd.s);
+      recommend(cd, true);
+    }
+    if (windowed && result.next_samples.empty() && leads.size() >= 2) {
+      // Never silent while the leaders differ somewhere: the earliest sample beyond the
+      // window that separates them (the most informative at that hour).
+      const Candidate* earliest = nullptr;
+      for (const auto& cd : cands) {
+        if (cd.t <= window_end || cd.info < kMinInformationNats) continue;
+        if (!earliest || cd.t < earliest->t - 1e-6 ||
+            (std::abs(cd.t - earliest->t) <= 1e-6 && cd.info > earliest->info))
+          earliest = &cd;
+      }
+      char hours[32];
+      std::snprintf(hours, sizeof hours, "%g", options.recommend_within_s / 3600.0);
+      const std::string none = "no station sample within " + std::string(hours) + " h of " +
+                               FormatIsoTime(w_end) + " separates the leading hypotheses";
+      if (earliest) {
+        char later[32];
+        std::snprintf(later, sizeof later, "%.0f", (earliest->t - w_end) / 3600.0);
+        result.next_samples_note =
+            none + "; the earliest that does: " + c.kernels.station_ids[earliest->s] + " at " +
+            FormatIsoTime(earliest->t) + " (+" + later + " h)";
+        recommend(*earliest, false);
+      } else {
+        char horizon[32];
+        std::snprintf(horizon, sizeof horizon, "%g", options.recommend_horizon_s / 3600.0);
+        result.next_samples_note = none + ", nor any up to " + horizon +
+                                   " h ahead (their plumes have passed the stations, or they "
+                                   "predict the same at every station)";
+      }
     }
   }
 }

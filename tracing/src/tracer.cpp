@@ -9,6 +9,7 @@
 namespace qingshui::tracing {
 
 using detail::Clock;
+using detail::kRecommendStepS;
 using detail::Model;
 using detail::Seconds;
 using detail::TraceRun;
@@ -30,6 +31,12 @@ bool TraceOptions::IsValid(std::string* error) const {
   if (!(grid_spacing_km > 0)) return fail("grid_spacing_km: expected > 0");
   if (!(recommend_horizon_s >= 0) || recommend_horizon_s > 7 * 86400.0) {
     return fail("recommend_horizon_s: expected 0 to 7 days");
+  }
+  if (!std::isnan(recommend_within_s) &&
+      (!(recommend_within_s >= kRecommendStepS) || recommend_within_s > recommend_horizon_s)) {
+    return fail(
+        "recommend_within_s: expected at least 1 h (the hourly recommendation step) "
+        "and at most recommend_horizon_s");
   }
   if (num_threads < 1) return fail("num_threads: expected >= 1");
   std::string e;

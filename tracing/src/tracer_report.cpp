@@ -132,7 +132,7 @@ std::string TraceResultJson(const TraceResult& r) {
     o << (i ? "," : "") << "\n      {\"station\": " << Str(n.station)
       << ", \"time\": " << Time(n.time_s)
       << ", \"expected_information_nats\": " << Num(n.expected_information_nats, 4)
-      << ", \"predictions\": {";
+      << ", \"within_window\": " << (n.within_window ? "true" : "false") << ", \"predictions\": {";
     for (size_t j = 0; j < n.predictions.size(); ++j) {
       o << (j ? ", " : "") << Str(n.predictions[j].first) << ": {";
       bool first = true;
@@ -144,7 +144,8 @@ std::string TraceResultJson(const TraceResult& r) {
     }
     o << "}}";
   }
-  o << "],\n    \"noise_scale\": " << Num(s.noise_scale, 4) << ", \"fits\": " << s.num_fits
+  o << "],\n    \"next_samples_note\": " << Str(r.next_samples_note);
+  o << ",\n    \"noise_scale\": " << Num(s.noise_scale, 4) << ", \"fits\": " << s.num_fits
     << ", \"evaluations\": " << s.num_evaluations << ", \"kernel_s\": " << Num(s.kernel_seconds, 4)
     << ", \"fit_s\": " << Num(s.fit_seconds, 4) << ",\n    \"warnings\": " << StrList(s.warnings)
     << "\n  },\n";
@@ -241,19 +242,22 @@ std::string TraceResultTable(const TraceResult& r) {
     for (const auto& id : r.identifiability) o << " " << id.parameter << " " << id.status << ";";
     o << "\n";
   }
-  if (r.next_samples.empty() && r.hypotheses.size() > 1) {
+  if (r.next_samples.empty() && r.hypotheses.size() > 1 && r.next_samples_note.empty()) {
     o << "Next sample: none in the next 24 h separates the leading hypotheses (their plumes "
          "have passed, or they predict the same everywhere)\n";
   }
+  if (!r.next_samples_note.empty()) o << "Next sample: " << r.next_samples_note << "\n";
   if (!r.next_samples.empty()) {
     const auto& n = r.next_samples[0];
-    o << "Next sample: " << n.station << " at " << FormatIsoTime(n.time_s)
-      << " (expected information " << Num(n.expected_information_nats, 3) << " nats)";
-    for (size_t i = 1; i < r.next_samples.size(); ++i) {
-      o << "; then " << r.next_samples[i].station << " at "
-        << FormatIsoTime(r.next_samples[i].time_s).substr(0, 16);
+    if (n.within_window) {  // else the note names it
+      o << "Next sample: " << n.station << " at " << FormatIsoTime(n.time_s)
+        << " (expected information " << Num(n.expected_information_nats, 3) << " nats)";
+      for (size_t i = 1; i < r.next_samples.size(); ++i) {
+        o << "; then " << r.next_samples[i].station << " at "
+          << FormatIsoTime(r.next_samples[i].time_s).substr(0, 16);
+      }
+      o << "\n";
     }
-    o << "\n";
     for (const auto& [label, pred] : n.predictions) {
       o << "    if " << label << ":";
       for (const auto& [sp, v] : pred) o << " " << sp << " " << Num(v, 3);

@@ -46,6 +46,12 @@ struct TraceOptions {
   double kernel_step_s = 1800.0;
   double grid_spacing_km = 10.0;  // kernel points along the reaches (unregistered sources)
   double recommend_horizon_s = 24 * 3600.0;  // next samples are looked for up to this far ahead
+  // Recommendations for a team in the field (`--within-h`): NaN = each station's best time
+  // up to recommend_horizon_s; else only hourly times within this long after the window's
+  // end (the current time), the best per station. When none of them separates the leading
+  // hypotheses, the earliest sample up to recommend_horizon_s that does is given instead,
+  // marked beyond the window, and TraceResult::next_samples_note says so.
+  double recommend_within_s = NAN;
   // Kernels and fits in parallel (results do not depend on it). One thread was faster on
   // the shared two-core machine (benchmarks/RESULTS.md, "Source tracing").
   int num_threads = 1;
@@ -96,6 +102,9 @@ struct SampleRecommendation {
   std::string station;
   double time_s = 0.0;
   double expected_information_nats = 0.0;
+  // False for the fallback beyond TraceOptions::recommend_within_s (none within it
+  // separates the leaders); always true without that option.
+  bool within_window = true;
   // Predicted concentration (mg/L, baseline included) under the leading hypotheses.
   std::vector<std::pair<std::string, std::map<std::string, double>>> predictions;
 };
@@ -125,6 +134,9 @@ struct TraceResult {
   std::vector<std::string> credible_set_90;        // labels of the smallest set holding 90%
   std::vector<Identifiability> identifiability;    // of the leading hypothesis
   std::vector<SampleRecommendation> next_samples;  // best first
+  // What the recommendations cannot give (with recommend_within_s): nothing within the
+  // window separates the leaders, or nothing up to the horizon does; empty otherwise.
+  std::string next_samples_note;
   TraceSummary summary;
   double elapsed_s = 0.0;
 };
