@@ -113,6 +113,7 @@ def trace(
     priors: Optional[Union[str, PathLike[str]]] = ...,
     date: Optional[str] = ...,
     threads: int = ...,
+    within_h: Optional[float] = ...,
 ) -> TraceResult: ...
 def release_history(
     observations: Union[pd.DataFrame, str, PathLike[str]],
