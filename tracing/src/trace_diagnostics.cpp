@@ -33,6 +33,29 @@ constexpr double kEarliestStartMarginS = 2 * 3600.0;
 constexpr double kKeepProbability = 1e-4;
 constexpr int kAlwaysKept = 5;
 
+// The groups (of two or more) of items 0 .. n-1 under the transitive closure of alike(a, b),
+// asked for a < b: union-find, each group in increasing order, groups ordered by their root.
+template <typename Alike>
+std::vector<std::vector<int>> Groups(int n, const Alike& alike) {
+  std::vector<int> parent(n);
+  std::iota(parent.begin(), parent.end(), 0);
+  std::function<int(int)> root = [&](int a) {
+    return parent[a] == a ? a : parent[a] = root(parent[a]);
+  };
+  for (int a = 0; a < n; ++a) {
+    for (int b = a + 1; b < n; ++b) {
+      if (alike(a, b)) parent[root(a)] = root(b);
+    }
+  }
+  std::map<int, std::vector<int>> by_root;
+  for (int a = 0; a < n; ++a) by_root[root(a)].push_back(a);
+  std::vector<std::vector<int>> groups;
+  for (auto& entry : by_root) {
+    if (entry.second.size() > 1) groups.push_back(std::move(entry.second));
+  }
+  return groups;
+}
+
 }  // namespace
 
 void CredibleSetAndGroups(TraceRun& run) {
@@ -82,34 +105,20 @@ void CredibleSetAndGroups(TraceRun& run) {
     std::nth_element(intervals.begin(), intervals.begin() + intervals.size() / 2, intervals.end());
     const double tol = kGroupTimingShare * intervals[intervals.size() / 2];
     const int n = static_cast<int>(c.candidates.size());
-    std::vector<int> parent(n);
-    std::iota(parent.begin(), parent.end(), 0);
-    std::function<int(int)> root = [&](int a) {
-      return parent[a] == a ? a : parent[a] = root(parent[a]);
-    };
-    for (int a = 0; a < n; ++a) {
-      for (int b = a + 1; b < n; ++b) {
-        const int pa = c.candidates[a], pb = c.candidates[b];
-        bool same = true;
-        for (int s : observed_stations) {
-          const bool sa = c.kernels.Sees(pa, s), sb = c.kernels.Sees(pb, s);
-          if (sa != sb) {
-            same = false;
-            break;
-          }
-          if (sa && std::fabs(c.kernels.TravelTime(pa, s) - c.kernels.TravelTime(pb, s)) > tol) {
-            same = false;
-            break;
-          }
-        }
-        if (same) parent[root(a)] = root(b);
+    const auto alike = [&](int a, int b) {
+      const int pa = c.candidates[a], pb = c.candidates[b];
+      for (int s : observed_stations) {
+        const bool sa = c.kernels.Sees(pa, s), sb = c.kernels.Sees(pb, s);
+        if (sa != sb) return false;
+        if (sa && std::fabs(c.kernels.TravelTime(pa, s) - c.kernels.TravelTime(pb, s)) > tol)
+          return false;
       }
-    }
-    std::map<int, std::vector<std::string>> groups;
-    for (int a = 0; a < n; ++a)
-      groups[root(a)].push_back(c.kernels.points[c.candidates[a]].source_id);
-    for (auto& [r, g] : groups) {
-      if (g.size() > 1) result.groups.push_back(g);
+      return true;
+    };
+    for (const std::vector<int>& g : Groups(n, alike)) {
+      std::vector<std::string> ids;
+      for (int a : g) ids.push_back(c.kernels.points[c.candidates[a]].source_id);
+      result.groups.push_back(ids);
     }
   }
 
@@ -126,24 +135,16 @@ void CredibleSetAndGroups(TraceRun& run) {
       leaders.push_back(h.label);
       preds.push_back(sig);
     }
-    const int n = static_cast<int>(leaders.size());
-    std::vector<int> parent(n);
-    std::iota(parent.begin(), parent.end(), 0);
-    std::function<int(int)> root = [&](int a) {
-      return parent[a] == a ? a : parent[a] = root(parent[a]);
+    const auto alike = [&](int a, int b) {
+      double d2 = 0.0;
+      for (int i = 0; i < c.table.num_rows(); ++i)
+        d2 += c.table.w[i] * std::pow(preds[a][i] - preds[b][i], 2);
+      return d2 / s2 < kIndistinguishableChi2;
     };
-    for (int a = 0; a < n; ++a) {
-      for (int b = a + 1; b < n; ++b) {
-        double d2 = 0.0;
-        for (int i = 0; i < c.table.num_rows(); ++i)
-          d2 += c.table.w[i] * std::pow(preds[a][i] - preds[b][i], 2);
-        if (d2 / s2 < kIndistinguishableChi2) parent[root(a)] = root(b);
-      }
-    }
-    std::map<int, std::vector<std::string>> groups;
-    for (int a = 0; a < n; ++a) groups[root(a)].push_back(leaders[a]);
-    for (auto& [r, g] : groups) {
-      if (g.size() > 1) result.indistinguishable.push_back(g);
+    for (const std::vector<int>& g : Groups(static_cast<int>(leaders.size()), alike)) {
+      std::vector<std::string> labels;
+      for (int a : g) labels.push_back(leaders[a]);
+      result.indistinguishable.push_back(labels);
     }
   }
 }
