@@ -7,6 +7,8 @@
 
 from ._qingshui import ConfigError, DataError, Error, SolverError, __version__, normal_depth
 from . import transport
+from .baseline import (BaselineEnsemble, PlanOutcome, check_members, fit_2023_baseline, load_baseline_priors,
+                       plan_outcome, read_baseline_ensemble)
 from .calibration import AllocationResult, CalibrationResult, allocate, apportion, calibrate, estimate_otis
 from .hydro import (
     RoutedFlow,
@@ -24,6 +26,13 @@ from .tracing import TraceResult, read_trace, release_history, simulate, trace
 from .transport import run_otis
 
 __all__ = [
+    "BaselineEnsemble",
+    "PlanOutcome",
+    "plan_outcome",
+    "check_members",
+    "fit_2023_baseline",
+    "load_baseline_priors",
+    "read_baseline_ensemble",
     "AllocationResult",
     "CalibrationResult",
     "allocate",

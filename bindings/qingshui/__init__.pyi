@@ -5,6 +5,7 @@ from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Sequence, T
 import pandas as pd
 import xarray as xr
 
+from . import baseline as baseline
 from . import calibration as calibration
 from . import forecast as forecast
 from . import hydro as hydro
@@ -13,6 +14,15 @@ from . import plot as plot
 from . import scenario as scenario
 from . import tracing as tracing
 from . import transport as transport
+from .baseline import (
+    BaselineEnsemble as BaselineEnsemble,
+    PlanOutcome as PlanOutcome,
+    plan_outcome as plan_outcome,
+    check_members as check_members,
+    fit_2023_baseline as fit_2023_baseline,
+    load_baseline_priors as load_baseline_priors,
+    read_baseline_ensemble as read_baseline_ensemble,
+)
 from .scenario import Result as Result, Scenario as Scenario
 
 _T = TypeVar("_T")

@@ -271,6 +271,44 @@ class Scenario:
         self.changes.append(Change(f"{reach} headwater ({season}): {', '.join(parts)}", apply))
         return self
 
+    def set_diffuse(self, reach: str, season: str, **concentration_mg_l: float) -> "Scenario":
+        """Change a reach's diffuse-inflow concentrations (mg/L) for a season ("dry",
+        "wet"); the season must have a diffuse inflow with concentrations."""
+        parts = [f"{k} {v:g} mg/L" for k, v in concentration_mg_l.items()]
+
+        def apply(doc: dict) -> None:
+            r = self._find(doc, "reaches", reach)
+            block = (r.get("lateral_flow") or {}).get(season) or {}
+            conc = block.get("concentration_mg_l")
+            if conc is None:
+                raise _qingshui.ConfigError(
+                    f"set_diffuse: reach {reach!r} has no {season!r} diffuse inflow concentrations")
+            for k, v in concentration_mg_l.items():
+                conc[k] = _number(v, f"{reach} {season} diffuse {k}")
+
+        self.changes.append(Change(f"{reach} diffuse inflow ({season}): {', '.join(parts)}", apply))
+        return self
+
+    def add_load(self, id: str, reach: str, km: float, flow_m3s: float, kind: str = "lake_outflow",
+                 lake: Optional[str] = None, **concentration_mg_l: float) -> "Scenario":
+        """A source that is not in the network (e.g. a lake's internal load leaving with
+        its outflow: kind "lake_outflow" with its ``lake``): ``flow_m3s`` at
+        ``concentration_mg_l`` entering at (reach, km)."""
+
+        def apply(doc: dict) -> None:
+            if any(s.get("id") == id for s in doc.get("sources", [])):
+                raise _qingshui.ConfigError(f"add_load: a source {id!r} exists already")
+            doc.setdefault("sources", []).append({
+                "id": id, "name_zh": id, "name_en": id, "src": "E: scenario", "kind": kind,
+                "reach": reach, "km": _number(km, f"{id} km"),
+                "design_flow_m3s": _number(flow_m3s, f"{id} flow"),
+                "effluent_mg_l": {k: _number(v, f"{id} {k}") for k, v in concentration_mg_l.items()},
+                **({"lake": lake} if lake else {}),
+            })
+
+        self.changes.append(Change(f"load {id} at {reach} km {km:g}", apply))
+        return self
+
     def supplementation(self, reach: str, km: float, flow_m3s: float, id: str = None,
                         from_date=None, **concentration_mg_l: float) -> "Scenario":
         """Ecological supplementation (生态补水): clean water added at (reach, km)."""
