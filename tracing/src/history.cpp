@@ -339,6 +339,11 @@ HistoryResult ReconstructHistory(const Network& net, const ObservationSet& obs,
       throw ConfigError(
           Located(obs.file, r.line, "species", "unknown species '" + r.species + "'"));
     }
+    if (r.IsPoint()) {
+      throw ConfigError(Located(obs.file, r.line, "reach",
+                                "point samples (reach, km) are not used by --history yet; "
+                                "give station samples only"));
+    }
     if (!net.FindStation(r.station)) {
       throw ConfigError(
           Located(obs.file, r.line, "station", "unknown station '" + r.station + "'"));

@@ -1,5 +1,5 @@
-#include "qingshui/core/text.h"
 #include "qingshui/tracing/observations.h"
+#include "qingshui/core/text.h"
 
 #include <unistd.h>
 
@@ -175,6 +175,7 @@ ObservationSet ParseObservationsCsv(const std::string& text, const std::string& 
   int line_no = 0;
   std::map<std::string, int> column;
   bool have_header = false;
+  bool has_station = false, has_point = false;  // columns station / reach and km
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -190,11 +191,24 @@ ObservationSet ParseObservationsCsv(const std::string& text, const std::string& 
       for (size_t i = 0; i < fields.size(); ++i) column[fields[i]] = static_cast<int>(i);
       if (!column.count("value") && column.count("value_mg_l"))
         column["value"] = column["value_mg_l"];
-      for (const char* need : {"time", "station", "species", "value"}) {
-        if (!column.count(need)) {
-          throw DataError(Located(file, line_no, need,
-                                  "missing column; expected a header time,station,species,value"));
-        }
+      // Point samples when both reach and km are columns; with a station column too, each
+      // row is one or the other. A lone reach or km beside station is an extra column, as
+      // before point samples existed.
+      has_station = column.count("station") > 0;
+      has_point = column.count("reach") > 0 && column.count("km") > 0;
+      const bool half_point = !has_station && (column.count("reach") || column.count("km"));
+      for (const char* need : {"time", "station", "reach", "km", "species", "value"}) {
+        const std::string name = need;
+        if (column.count(name)) continue;
+        if (name == "station" && (has_point || half_point)) continue;
+        if ((name == "reach" || name == "km") && !has_point && !half_point) continue;
+        const std::string what =
+            half_point ? "missing column; point samples need both reach and km (header "
+                         "time,reach,km,species,value, or time,station,reach,km,species,value "
+                         "with station samples too)"
+                       : "missing column; expected a header time,station,species,value (or "
+                         "time,reach,km,species,value for point samples)";
+        throw DataError(Located(file, line_no, name, what));
       }
       have_header = true;
       continue;
@@ -215,8 +229,42 @@ ObservationSet ParseObservationsCsv(const std::string& text, const std::string& 
           file, line_no, "time",
           "expected an ISO-8601 time such as 2024-04-15T08:00:00+08:00, got '" + time + "'"));
     }
-    o.station = get("station");
-    if (o.station.empty()) throw DataError(Located(file, line_no, "station", "empty"));
+    if (has_station) o.station = get("station");
+    if (!has_point) {
+      if (o.station.empty()) throw DataError(Located(file, line_no, "station", "empty"));
+    } else {
+      const std::string reach = get("reach");
+      const std::string km = get("km");
+      if (!o.station.empty()) {
+        if (!reach.empty() || !km.empty()) {
+          throw DataError(Located(
+              file, line_no, reach.empty() ? "km" : "reach",
+              "give either a station or reach and km, not both (station '" + o.station + "')"));
+        }
+      } else {
+        if (reach.empty() && km.empty()) {
+          throw DataError(
+              Located(file, line_no, has_station ? "station" : "reach",
+                      has_station ? "empty: give a station, or reach and km" : "empty"));
+        }
+        if (reach.empty()) {
+          throw DataError(
+              Located(file, line_no, "reach", "empty (a point sample needs reach and km)"));
+        }
+        if (km.empty()) {
+          throw DataError(
+              Located(file, line_no, "km", "empty (a point sample needs reach and km)"));
+        }
+        char* km_end = nullptr;
+        o.km = std::strtod(km.c_str(), &km_end);
+        if (km_end != km.c_str() + km.size() || !std::isfinite(o.km)) {
+          throw DataError(
+              Located(file, line_no, "km",
+                      "expected a finite number (river-km along the reach), got '" + km + "'"));
+        }
+        o.reach = reach;
+      }
+    }
     o.species = get("species");
     if (o.species.empty()) throw DataError(Located(file, line_no, "species", "empty"));
     const std::string value = get("value");
@@ -244,14 +292,42 @@ ObservationSet ReadObservationsCsv(const std::string& path) {
   return ParseObservationsCsv(text.str(), path);
 }
 
+std::string PointLabel(const std::string& reach, double km) {
+  char number[64];
+  const auto end = std::to_chars(number, number + sizeof number, km).ptr;
+  return reach + ":" + std::string(number, end);
+}
+
+std::string SiteLabel(const Observation& o) {
+  return o.IsPoint() ? PointLabel(o.reach, o.km) : o.station;
+}
+
 std::string FormatObservationsCsv(const std::vector<Observation>& rows) {
-  std::string out = "time,station,species,value\n";
+  bool any_station = false, any_point = false;
+  for (const auto& o : rows) (o.IsPoint() ? any_point : any_station) = true;
+  const bool station_column = any_station || !any_point;
+  std::string out = station_column ? (any_point ? "time,station,reach,km,species,value\n"
+                                                : "time,station,species,value\n")
+                                   : "time,reach,km,species,value\n";
   char number[64];
   for (const auto& o : rows) {
     out += FormatIsoTime(o.time_s);
     out += ',';
-    out += CsvField(o.station);
-    out += ',';
+    if (station_column) {
+      out += CsvField(o.station);
+      out += ',';
+    }
+    if (any_point) {
+      if (o.IsPoint()) {
+        out += CsvField(o.reach);
+        out += ',';
+        const auto end = std::to_chars(number, number + sizeof number, o.km).ptr;
+        out.append(number, end);
+      } else {
+        out += ',';
+      }
+      out += ',';
+    }
     out += CsvField(o.species);
     out += ',';
     const auto end = std::to_chars(number, number + sizeof number, o.value_mg_l).ptr;

@@ -1,10 +1,13 @@
-// Station observations as the tracer reads them and `qingshui simulate` writes them: a long
-// CSV table `time,station,species,value` with ISO-8601 times (written with the +08:00
-// offset of Asia/Shanghai, which has no daylight saving) and values in mg/L.
+// Observations as the tracer reads them and `qingshui simulate` writes them: a long CSV table
+// `time,station,species,value` (samples at stations), `time,reach,km,species,value` (mobile
+// samples at any river point) or both in one file, `time,station,reach,km,species,value`
+// (each row fills either station or reach and km), with ISO-8601 times (written with the
+// +08:00 offset of Asia/Shanghai, which has no daylight saving) and values in mg/L.
 //
 // Times inside are seconds since 1970-01-01T00:00:00Z (UTC), as doubles.
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -27,26 +30,44 @@ bool LocalMidnight(const std::string& date, double* epoch_s);
 
 struct Observation {
   double time_s = 0.0;  // epoch seconds
-  std::string station;
+  std::string station;  // empty for a sample at a river point (reach, km)
   std::string species;
   double value_mg_l = 0.0;
   int line = 0;  // line in the file it was read from (0 if not read)
+  // A point sample (mobile teams): its reach and km; empty / NaN at a station. Last, so that
+  // {time, station, species, value, line} initializers stay as they were.
+  std::string reach;
+  double km = NAN;
+
+  bool IsPoint() const { return station.empty(); }
 };
+
+// The name a point sample goes by in messages and reports: "REACH:KM" (km in the shortest
+// text that reads back exactly), e.g. "sushui_middle:12.5".
+std::string PointLabel(const std::string& reach, double km);
+// Station id, or PointLabel of a point sample.
+std::string SiteLabel(const Observation& o);
 
 struct ObservationSet {
   std::string file;  // where it was read from ("" if built in memory)
   std::vector<Observation> rows;
 };
 
-// Reads the long CSV form. Header `time,station,species,value` (columns in any order, extra
-// columns ignored; a `value_mg_l` column is accepted for `value`); blank lines and lines
-// starting with '#' are skipped; quoted fields allowed. Throws DataError naming the file,
-// line and column for a malformed time, an empty or non-numeric, negative or non-finite
-// value, or a missing column.
+// Reads the long CSV form. Header `time,station,species,value`, `time,reach,km,species,value`
+// or `time,station,reach,km,species,value` (columns in any order, extra columns ignored; a
+// `value_mg_l` column is accepted for `value`); with all three of station, reach and km each
+// row fills either station or reach and km. Blank lines and lines starting with '#' are
+// skipped; quoted fields allowed. Throws DataError naming the file, line and column for a
+// malformed time, an empty or non-numeric, negative or non-finite value or km, a row with
+// both or neither of station and reach+km, or a missing column. Whether the station, reach
+// and km exist in the network is checked by their users (the tracer), as ConfigError.
 ObservationSet ReadObservationsCsv(const std::string& path);
 ObservationSet ParseObservationsCsv(const std::string& text, const std::string& file_name);
 
-// The same form, times with +08:00, values in the shortest text that reads back exactly.
+// The same form, times with +08:00, values and km in the shortest text that reads back
+// exactly: header `time,station,species,value` when every row is at a station (as before
+// point samples existed), `time,reach,km,species,value` when every row is at a point, else
+// `time,station,reach,km,species,value`.
 std::string FormatObservationsCsv(const std::vector<Observation>& rows);
 // Writes atomically (temporary file in the same directory, then rename). Throws
 // std::runtime_error when the file cannot be written.
