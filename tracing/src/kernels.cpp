@@ -261,20 +261,33 @@ ResponseKernels BuildKernels(const Network& net, const std::vector<KernelPoint>&
     K.reach_time_[reach] = rt;
   }
 
-  // Stations and which segments drain past them.
-  const int S = static_cast<int>(sim.station_ids.size());
+  // Stations (the network's, then the sampling points) and which segments drain past them.
   K.station_ids = sim.station_ids;
-  K.station_segment = sim.station_segments;
+  K.num_network_stations = static_cast<int>(sim.station_ids.size());
+  std::vector<int> station_segments = sim.station_segments;
+  for (const auto& st : net.stations) {
+    K.station_reach.push_back(st.reach);
+    K.station_km.push_back(st.km);
+  }
+  for (const auto& sp : options.sampling_points) {
+    if (!net.FindReach(sp.reach)) {
+      throw ConfigError("kernel options: sampling point " + sp.id + ": unknown reach '" + sp.reach +
+                        "'");
+    }
+    K.station_ids.push_back(sp.id);
+    K.station_reach.push_back(sp.reach);
+    K.station_km.push_back(sp.km);
+    station_segments.push_back(sim.grid.SegmentAt(sp.reach, sp.km));
+  }
+  const int S = static_cast<int>(station_segments.size());
+  K.station_segment = station_segments;
   K.upstream_of_station_.assign(S, std::vector<char>(n, 0));
   for (int s = 0; s < S; ++s) {
-    const Station* st = net.FindStation(sim.station_ids[s]);
-    K.station_reach.push_back(st->reach);
-    K.station_km.push_back(st->km);
-    K.station_flow_.push_back(h.mean_flow_m3s[sim.station_segments[s]]);
+    K.station_flow_.push_back(h.mean_flow_m3s[station_segments[s]]);
     // Segment i drains past the station if the station's segment is on its way down.
     for (int i = 0; i < n; ++i) {
       for (int j = i; j >= 0; j = sim.grid.segments[j].downstream) {
-        if (j == sim.station_segments[s]) {
+        if (j == station_segments[s]) {
           K.upstream_of_station_[s][i] = 1;
           break;
         }
@@ -391,7 +404,7 @@ ResponseKernels BuildKernels(const Network& net, const std::vector<KernelPoint>&
     sub.stations.clear();
     std::vector<int> station_of;
     for (int s = 0; s < S; ++s) {
-      const int seg = sim.station_segments[s];
+      const int seg = station_segments[s];
       if (!keep[seg]) continue;
       sub.stations.push_back(transport::Station{index[seg], -1, 0.0});
       station_of.push_back(s);
@@ -498,7 +511,7 @@ ResponseKernels BuildKernels(const Network& net, const std::vector<KernelPoint>&
     for (int s = 0; s < S; ++s) {
       const int slot = K.slot_[pi * S + s];
       if (slot < 0) continue;
-      const int st_seg = sim.station_segments[s];
+      const int st_seg = station_segments[s];
       const double travel = std::max(0.0, t_out[seg] - t_out[st_seg]);
       const double vd = std::max(0.0, v_out[seg] - v_out[st_seg]);
       K.travel_[pi * S + s] = travel;

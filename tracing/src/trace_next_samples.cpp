@@ -72,7 +72,9 @@ void RecommendNextSamples(TraceRun& run) {
     };
     std::vector<Candidate> cands;
     if (leads.size() >= 2 && ptot > 0) {
-      for (int s = 0; s < S; ++s) {
+      // Network stations only: the points of mobile samples are kernel stations too, but
+      // recommending points is a separate feature (issue #16, "Recommendations anywhere").
+      for (int s = 0; s < c.kernels.num_network_stations; ++s) {
         for (double dt = kSampleStepS; dt <= options.recommend_horizon_s + 1e-9;
              dt += kSampleStepS) {
           const double t = w_end + dt;

@@ -4,12 +4,33 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
+#include <sstream>
 #include <tuple>
 
 #include "qingshui/core/error.h"
 #include "trace_context.h"
 
 namespace qingshui::tracing::detail {
+
+namespace {
+
+// A point sample's reach and km against the network (ConfigError naming the row).
+void CheckPointSample(const Network& net, const std::string& file, const Observation& o) {
+  const Reach* reach = net.FindReach(o.reach);
+  if (!reach) {
+    throw ConfigError(
+        Located(file, o.line, "reach", "unknown reach '" + o.reach + "' (not in the network)"));
+  }
+  if (!(o.km >= reach->start_km - 1e-6 && o.km <= reach->end_km() + 1e-6)) {
+    std::ostringstream what;
+    what << "km " << o.km << " is outside reach " << o.reach << " (" << reach->start_km << " to "
+         << reach->end_km() << ")";
+    throw ConfigError(Located(file, o.line, "km", what.str()));
+  }
+}
+
+}  // namespace
 
 Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& obs,
                         const TraceOptions& options, TraceSummary& sum) {
@@ -26,7 +47,9 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
       throw ConfigError(Located(obs.file, o.line, "species",
                                 "unknown species '" + o.species + "' (not in the network)"));
     }
-    if (!net.FindStation(o.station)) {
+    if (o.IsPoint()) {
+      CheckPointSample(net, obs.file, o);
+    } else if (!net.FindStation(o.station)) {
       throw ConfigError(Located(obs.file, o.line, "station",
                                 "unknown station '" + o.station + "' (not in the network)"));
     }
@@ -103,6 +126,24 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
     if (!kp.source_id.empty() && pr.KindWeight(kp.kind) <= 0) continue;
     points.push_back(kp);
   }
+  // Point samples: each distinct (reach, km) is a virtual station after the network's, in
+  // network order of the reaches, then by km (whatever the rows' order).
+  {
+    std::map<std::string, int> reach_order;
+    for (size_t i = 0; i < net.reaches.size(); ++i)
+      reach_order[net.reaches[i].id] = static_cast<int>(i);
+    std::set<std::tuple<int, double, std::string>> sites;
+    for (const auto& o : obs.rows) {
+      if (o.IsPoint()) sites.insert({reach_order.at(o.reach), o.km, o.reach});
+    }
+    for (const auto& site : sites) {
+      SamplingPoint sp;
+      sp.reach = std::get<2>(site);
+      sp.km = std::get<1>(site);
+      sp.id = PointLabel(sp.reach, sp.km);
+      ko.sampling_points.push_back(sp);
+    }
+  }
   c.kernels = BuildKernels(net, points, ko);
   sum.kernel_seconds = Seconds(t_kernels);
   sum.num_kernel_points = static_cast<int>(c.kernels.points.size());
@@ -123,8 +164,8 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
     if (o.time_s < w_start || o.time_s > w_end) continue;
     auto it = std::find(c.species.begin(), c.species.end(), o.species);
     if (it == c.species.end()) continue;
-    rows.push_back({station_index[o.station], static_cast<int>(it - c.species.begin()), o.time_s,
-                    o.value_mg_l});
+    rows.push_back({station_index.at(SiteLabel(o)), static_cast<int>(it - c.species.begin()),
+                    o.time_s, o.value_mg_l});
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
     return std::tie(a.s, a.k, a.t) < std::tie(b.s, b.k, b.t);
@@ -175,6 +216,7 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
   }
   sum.num_observations = c.table.num_rows();
   sum.num_stations = static_cast<int>(observed_stations.size());
+  for (int s : observed_stations) sum.num_points += s >= c.kernels.num_network_stations;
   sum.species = c.species;
 
   const Model model(c.kernels, c.table, kFitReweightingPasses);

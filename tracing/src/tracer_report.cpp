@@ -47,8 +47,13 @@ std::string Hours(double s) {
 
 std::string TraceSummary::BriefReport() const {
   std::ostringstream o;
-  o << num_observations << " samples at " << num_stations << " station(s), "
-    << FormatIsoTime(window_start_s) << " to " << FormatIsoTime(window_end_s) << "; "
+  if (num_points > 0) {
+    o << num_observations << " samples at " << num_stations - num_points << " station(s) and "
+      << num_points << " river point(s), ";
+  } else {
+    o << num_observations << " samples at " << num_stations << " station(s), ";
+  }
+  o << FormatIsoTime(window_start_s) << " to " << FormatIsoTime(window_end_s) << "; "
     << num_candidates << " candidate sources, " << num_kernel_points
     << " kernel points (hydraulics of " << hydraulics_date << "); " << num_fits << " fits, "
     << num_evaluations << " evaluations; kernels " << Num(kernel_seconds, 3) << " s, fits "
@@ -99,8 +104,9 @@ std::string TraceResultJson(const TraceResult& r) {
   o << ",\n  \"diagnostics\": {\n";
   o << "    \"window\": {\"start\": " << Time(s.window_start_s)
     << ", \"end\": " << Time(s.window_end_s) << "},\n";
-  o << "    \"observations\": " << s.num_observations << ", \"stations\": " << s.num_stations
-    << ", \"species\": " << StrList(s.species) << ",\n";
+  o << "    \"observations\": " << s.num_observations << ", \"stations\": " << s.num_stations;
+  if (s.num_points > 0) o << ", \"points\": " << s.num_points;  // mobile samples (reach, km)
+  o << ", \"species\": " << StrList(s.species) << ",\n";
   o << "    \"hydraulics_date\": " << Str(s.hydraulics_date)
     << ", \"candidates\": " << s.num_candidates << ", \"unobservable\": " << StrList(s.unobservable)
     << ",\n";
@@ -156,8 +162,13 @@ std::string TraceResultJson(const TraceResult& r) {
 std::string TraceResultTable(const TraceResult& r) {
   std::ostringstream o;
   const TraceSummary& s = r.summary;
-  o << "Source tracing: " << s.num_observations << " samples at " << s.num_stations << " stations, "
-    << FormatIsoTime(s.window_start_s) << " to " << FormatIsoTime(s.window_end_s) << "\n\n";
+  o << "Source tracing: " << s.num_observations << " samples at ";
+  if (s.num_points > 0) {
+    o << s.num_stations - s.num_points << " stations and " << s.num_points << " river points, ";
+  } else {
+    o << s.num_stations << " stations, ";
+  }
+  o << FormatIsoTime(s.window_start_s) << " to " << FormatIsoTime(s.window_end_s) << "\n\n";
   char line[512];
   std::snprintf(line, sizeof line, "%-5s %-7s %-34s %-26s %-9s %s\n", "rank", "prob", "hypothesis",
                 "release start (90%)", "dur h", "mass kg (90% interval)");

@@ -41,6 +41,14 @@ struct KernelPoint {
   double travel_time_s = 0.0;  // plug-flow time (∫A/Q dx) from the reach's upstream end
 };
 
+// A sampling point that is not a network station (mobile samples): kernels are computed there
+// as at a station, in the segment its (reach, km) falls in.
+struct SamplingPoint {
+  std::string id;  // how it is named in station_ids (PointLabel: "REACH:KM")
+  std::string reach;
+  double km = 0.0;
+};
+
 struct KernelOptions {
   std::string date;    // YYYY-MM-DD: whose hydraulics (steady over the kernel run)
   std::string season;  // empty = from the date
@@ -56,6 +64,8 @@ struct KernelOptions {
   double grid_spacing_km = 10.0;     // 0 = no grid points (registered sources only)
   std::vector<std::string> species;  // species ids (decay rates from the network)
   int num_threads = 1;               // engine runs in parallel (each run single-threaded)
+  // Virtual stations after the network's (none: exactly the kernels of the stations alone).
+  std::vector<SamplingPoint> sampling_points;
 
   bool IsValid(std::string* error) const;
 };
@@ -63,8 +73,9 @@ struct KernelOptions {
 class ResponseKernels {
  public:
   // Kernel points (sources first, in network order, then grid points reach by reach),
-  // stations in network order.
+  // stations in network order, then the options' sampling points (virtual stations).
   std::vector<KernelPoint> points;
+  int num_network_stations = 0;  // stations [0, this) are the network's
   std::vector<std::string> station_ids;
   std::vector<std::string> station_reach;
   std::vector<double> station_km;

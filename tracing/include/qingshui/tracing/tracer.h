@@ -111,7 +111,8 @@ struct SampleRecommendation {
 
 struct TraceSummary {
   int num_observations = 0;
-  int num_stations = 0;
+  int num_stations = 0;  // observed sites: network stations and river points
+  int num_points = 0;    // of which river points (mobile samples, reach and km)
   std::vector<std::string> species;
   double window_start_s = 0.0, window_end_s = 0.0;
   std::string hydraulics_date;
