@@ -19,11 +19,13 @@ void SimulateUsage(std::ostream& out) {
          "                         --observations-out OBS.csv\n\n"
          "Runs a synthetic event on the network: the daily hydraulics with the scenario's\n"
          "velocity and dispersion factors, every source's loads, and the scenario's releases\n"
-         "(at sources or at any km of a reach), then samples the stations every interval with\n"
-         "relative noise from the scenario's seed. Writes `time,station,species,value` (ISO-8601\n"
-         "times with +08:00, mg/L). Scenario keys: start, end, hydrology {velocity_factor,\n"
-         "dispersion_factor}, events [{source, start, duration_h, mass_kg: {COD, NH3N, TP}}],\n"
-         "sampling {interval_h, noise, seed, stations: all | sections | [ids]}\n"
+         "(at sources or at any km of a reach), then samples the stations (and river points)\n"
+         "every interval with relative noise from the scenario's seed. Writes\n"
+         "`time,station,species,value` (with points: `time,reach,km,species,value`, or both as\n"
+         "`time,station,reach,km,species,value`; ISO-8601 times with +08:00, mg/L). Scenario\n"
+         "keys: start, end, hydrology {velocity_factor, dispersion_factor}, events [{source,\n"
+         "start, duration_h, mass_kg: {COD, NH3N, TP}}], sampling {interval_h, noise, seed,\n"
+         "stations: all | sections | none | [ids], points: [{reach: R, km: X}, ...]}\n"
          "(docs/tracing.md, \"Scenario file\").\n"
          "exit codes: 0 success, 1 runtime failure, 2 invalid input or usage\n";
 }

@@ -163,7 +163,7 @@ Scenario ParseScenario(const std::string& text, const std::string& file, const N
     }
   }
   if (const YAML::Node s = root["sampling"]; s.IsDefined()) {
-    r.CheckKeys(s, "sampling", {"interval_h", "noise", "seed", "stations"});
+    r.CheckKeys(s, "sampling", {"interval_h", "noise", "seed", "stations", "points"});
     if (s["interval_h"].IsDefined()) {
       sc.sampling.interval_s = 3600.0 * r.Number(s["interval_h"], "sampling.interval_h");
       if (!(sc.sampling.interval_s >= 60))
@@ -185,8 +185,9 @@ Scenario ParseScenario(const std::string& text, const std::string& file, const N
     if (const YAML::Node st = s["stations"]; st.IsDefined()) {
       if (st.IsScalar()) {
         sc.sampling.stations_keyword = st.Scalar();
-        if (sc.sampling.stations_keyword != "all" && sc.sampling.stations_keyword != "sections") {
-          r.Fail(st, "sampling.stations", "expected all, sections or a list of station ids");
+        if (sc.sampling.stations_keyword != "all" && sc.sampling.stations_keyword != "sections" &&
+            sc.sampling.stations_keyword != "none") {
+          r.Fail(st, "sampling.stations", "expected all, sections, none or a list of station ids");
         }
       } else if (st.IsSequence()) {
         sc.sampling.stations_keyword.clear();
@@ -200,9 +201,41 @@ Scenario ParseScenario(const std::string& text, const std::string& file, const N
         }
         if (sc.sampling.stations.empty()) r.Fail(st, "sampling.stations", "empty list");
       } else {
-        r.Fail(st, "sampling.stations", "expected all, sections or a list of station ids");
+        r.Fail(st, "sampling.stations", "expected all, sections, none or a list of station ids");
       }
     }
+    if (const YAML::Node pts = s["points"]; pts.IsDefined()) {
+      if (!pts.IsSequence() || pts.size() == 0) {
+        r.Fail(pts, "sampling.points", "expected a list of {reach: R, km: X}");
+      }
+      for (size_t i = 0; i < pts.size(); ++i) {
+        const YAML::Node p = pts[i];
+        const std::string f = "sampling.points[" + std::to_string(i) + "]";
+        if (!p.IsMap()) r.Fail(p, f, "expected {reach: R, km: X}");
+        r.CheckKeys(p, f, {"reach", "km"});
+        if (!p["reach"].IsDefined()) r.Fail(p, f + ".reach", "required");
+        if (!p["km"].IsDefined()) r.Fail(p, f + ".km", "required");
+        ScenarioPoint sp;
+        sp.line = detail::LineOf(p);
+        sp.reach = r.Text(p["reach"], f + ".reach");
+        const Reach* reach = net.FindReach(sp.reach);
+        if (!reach) r.Fail(p["reach"], f + ".reach", "unknown reach '" + sp.reach + "'");
+        sp.km = r.Number(p["km"], f + ".km");
+        if (!(sp.km >= reach->start_km - 1e-9 && sp.km <= reach->end_km() + 1e-9)) {
+          std::ostringstream what;
+          what << "km " << sp.km << " is outside reach " << sp.reach << " (" << reach->start_km
+               << " to " << reach->end_km() << ")";
+          r.Fail(p["km"], f + ".km", what.str());
+        }
+        sc.sampling.points.push_back(sp);
+      }
+      // Points alone sample only the points; `stations` adds stations beside them.
+      if (!s["stations"].IsDefined()) sc.sampling.stations_keyword = "none";
+    }
+  }
+  if (sc.sampling.stations_keyword == "none" && sc.sampling.points.empty()) {
+    r.Fail(root["sampling"]["stations"], "sampling.stations",
+           "none and no points: nothing would be sampled");
   }
   if ((sc.end_s - sc.start_s) / sc.sampling.interval_s > 1e6) {
     r.Fail(root["sampling"], "sampling.interval_h", "too many samples (more than a million times)");
@@ -264,6 +297,13 @@ ScenarioRun RunScenario(const Network& net, const Scenario& sc) {
     if (wanted) stations.push_back(static_cast<int>(i));
   }
 
+  // Points: reported like stations, after the network's.
+  const int num_network_stations = static_cast<int>(sim.station_ids.size());
+  for (const auto& p : sc.sampling.points) {
+    sim.problem.stations.push_back(transport::Station{sim.grid.SegmentAt(p.reach, p.km), -1, 0.0});
+    stations.push_back(static_cast<int>(sim.problem.stations.size()) - 1);
+  }
+
   const transport::TransportResult res = hydro::RunSimulation(sim);
   out.relative_mass_error = res.summary.max_relative_mass_error;
   NormalGenerator noise(sc.sampling.seed);
@@ -272,7 +312,13 @@ ScenarioRun RunScenario(const Network& net, const Scenario& sc) {
       for (int k = 0; k < res.num_species; ++k) {
         Observation obs;
         obs.time_s = sample_times[j];
-        obs.station = sim.station_ids[s];
+        if (s < num_network_stations) {
+          obs.station = sim.station_ids[s];
+        } else {
+          const ScenarioPoint& p = sc.sampling.points[s - num_network_stations];
+          obs.reach = p.reach;
+          obs.km = p.km;
+        }
         obs.species = sim.species[k];
         const double exact = std::max(0.0, res.StationConcentration(0, j, s, k));
         const double z = noise.Next();

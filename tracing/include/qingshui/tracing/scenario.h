@@ -13,7 +13,8 @@
 //     - {source: chengxi_wwtp, start: 2024-04-16T02:00+08:00, duration_h: 3,
 //        mass_kg: {COD: 800, NH3N: 50, TP: 10}}
 //     - {reach: fen_lower, km: 42.5, start: ..., duration_h: 1, mass_kg: {COD: 300}}
-//   sampling: {interval_h: 4, noise: 0.1, seed: 7, stations: all}   # or [ids] or sections
+//   sampling: {interval_h: 4, noise: 0.1, seed: 7, stations: all}   # or [ids], sections, none
+//   sampling: {stations: sections, points: [{reach: sushui_middle, km: 12.5}]}  # mobile samples
 #pragma once
 
 #include <cstdint>
@@ -37,13 +38,22 @@ struct ScenarioEvent {
   int line = 0;
 };
 
+// A river point sampled like a station (mobile samples): rows with reach and km.
+struct ScenarioPoint {
+  std::string reach;
+  double km = 0.0;
+  int line = 0;
+};
+
 struct ScenarioSampling {
   double interval_s = 4 * 3600.0;
   double noise = 0.0;  // relative standard deviation of a sample
   std::uint64_t seed = 1;
-  // "all" (every station), "sections" (every station except outfall monitors), or a list.
+  // "all" (every station), "sections" (every station except outfall monitors), "none", or a
+  // list. Default "all" — "none" when points are given without stations.
   std::string stations_keyword = "all";
   std::vector<std::string> stations;
+  std::vector<ScenarioPoint> points;  // sampled after the stations at each time
 };
 
 struct Scenario {
@@ -66,7 +76,8 @@ Scenario ParseScenario(const std::string& text, const std::string& file_name,
                        const Network& network);
 
 struct ScenarioRun {
-  std::vector<Observation> observations;  // noisy samples, time-major, then station, species
+  std::vector<Observation> observations;  // noisy samples, time-major, then station (points
+                                          // after the stations), species
   std::vector<double> exact_mg_l;         // the simulated values, same order
   double relative_mass_error = 0.0;       // of the transport run
   std::string start_date;                 // first simulated day (00:00 local)
@@ -74,7 +85,8 @@ struct ScenarioRun {
 };
 
 // Runs the scenario. Samples are taken at start, start + interval, ... up to end, at the
-// chosen stations, for every species of the network; value = exact · (1 + noise·z) with z
+// chosen stations and then the points (each in the segment it falls in, as a station), for
+// every species of the network; value = exact · (1 + noise·z) with z
 // standard normal (Box-Muller on mt19937_64, so the same seed gives the same numbers on
 // every platform), clipped at 0.
 ScenarioRun RunScenario(const Network& network, const Scenario& scenario);
