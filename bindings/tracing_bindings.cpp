@@ -23,15 +23,23 @@ namespace {
 using namespace qingshui::tracing;
 
 // Rows as the Python layer passes them; `lines` (may be empty) are the rows' lines in the
-// file they were read from, so that messages point at them.
+// file they were read from, so that messages point at them. `reach` and `km` (empty, or one
+// per row: "" and NaN at a station) carry point samples; a row fills either station or
+// reach and km, as in the CSV.
 ObservationSet MakeObservations(const std::vector<double>& time_s,
                                 const std::vector<std::string>& station,
                                 const std::vector<std::string>& species,
                                 const std::vector<double>& value, const std::string& label,
-                                const std::vector<int>& lines) {
+                                const std::vector<int>& lines,
+                                const std::vector<std::string>& reach = {},
+                                const std::vector<double>& km = {}) {
   if (time_s.size() != station.size() || time_s.size() != species.size() ||
       time_s.size() != value.size()) {
     throw DataError(label + ": columns time, station, species, value differ in length");
+  }
+  const bool points = !reach.empty() || !km.empty();
+  if (points && (reach.size() != time_s.size() || km.size() != time_s.size())) {
+    throw DataError(label + ": columns reach and km differ in length from time");
   }
   ObservationSet set;
   set.file = label;
@@ -46,10 +54,48 @@ ObservationSet MakeObservations(const std::vector<double>& time_s,
     o.station = station[i];
     o.species = species[i];
     o.value_mg_l = value[i];
-    o.line = i < lines.size() ? lines[i] : static_cast<int>(i) + 1;
+    o.line = line;
+    if (points) {
+      const bool has_reach = !reach[i].empty(), has_km = !std::isnan(km[i]);
+      if (!o.station.empty() && (has_reach || has_km)) {
+        throw DataError(Located(
+            label, line, has_reach ? "reach" : "km",
+            "give either a station or reach and km, not both (station '" + o.station + "')"));
+      }
+      if (o.station.empty()) {
+        if (!has_reach && !has_km) {
+          throw DataError(
+              Located(label, line, "station", "empty: give a station, or reach and km"));
+        }
+        if (!has_reach)
+          throw DataError(
+              Located(label, line, "reach", "empty (a point sample needs reach and km)"));
+        if (!has_km)
+          throw DataError(Located(label, line, "km", "empty (a point sample needs reach and km)"));
+        if (!std::isfinite(km[i]))
+          throw DataError(Located(label, line, "km", "expected a finite number (river-km)"));
+        o.reach = reach[i];
+        o.km = km[i];
+      }
+    } else if (o.station.empty()) {
+      // Not a point sample: the message the tracer gives for any unknown station.
+      throw ConfigError(Located(label, line, "station", "unknown station '' (not in the network)"));
+    }
     set.rows.push_back(o);
   }
   return set;
+}
+
+// Point columns of rows for Python: reach ("" at a station) and km (NaN at a station).
+void PointColumns(const std::vector<Observation>& rows, py::dict* d) {
+  std::vector<std::string> reach;
+  std::vector<double> km;
+  for (const auto& o : rows) {
+    reach.push_back(o.reach);
+    km.push_back(o.IsPoint() ? o.km : std::numeric_limits<double>::quiet_NaN());
+  }
+  (*d)["reach"] = reach;
+  (*d)["km"] = km;
 }
 
 py::dict SourceDict(const SourceEstimate& s) {
@@ -130,6 +176,7 @@ py::dict ResultDict(const TraceResult& r) {
   py::dict sum;
   sum["observations"] = s.num_observations;
   sum["stations"] = s.num_stations;
+  sum["points"] = s.num_points;
   sum["species"] = py::cast(s.species);
   sum["window_start"] = FormatIsoTime(s.window_start_s);
   sum["window_end"] = FormatIsoTime(s.window_end_s);
@@ -189,6 +236,7 @@ void BindTracing(py::module_& m) {
         d["species"] = species;
         d["value"] = value;
         d["exact"] = run.exact_mg_l;
+        PointColumns(run.observations, &d);
         d["start_date"] = run.start_date;
         d["days"] = run.days;
         d["relative_mass_error"] = run.relative_mass_error;
@@ -217,6 +265,7 @@ void BindTracing(py::module_& m) {
         d["station"] = station;
         d["species"] = species;
         d["value"] = value;
+        PointColumns(set.rows, &d);
         return d;
       },
       py::arg("path"));
@@ -244,8 +293,10 @@ void BindTracing(py::module_& m) {
          const std::vector<double>& value, const std::string& label, const std::vector<int>& lines,
          const std::string& priors_path, double start_s, double end_s, int max_sources,
          double noise, const std::vector<std::string>& trace_species, bool unregistered,
-         const std::string& date, int threads, double within_h) {
-        const ObservationSet obs = MakeObservations(time_s, station, species, value, label, lines);
+         const std::string& date, int threads, double within_h,
+         const std::vector<std::string>& reach, const std::vector<double>& km) {
+        const ObservationSet obs =
+            MakeObservations(time_s, station, species, value, label, lines, reach, km);
         TraceOptions o;
         o.recommend_within_s = within_h * 3600.0;  // NaN: each station's best time
         o.priors = LoadTracingPriors(priors_path);
@@ -268,7 +319,8 @@ void BindTracing(py::module_& m) {
       py::arg("value"), py::arg("label"), py::arg("lines"), py::arg("priors"), py::arg("start_s"),
       py::arg("end_s"), py::arg("max_sources"), py::arg("noise"), py::arg("species_traced"),
       py::arg("unregistered"), py::arg("date"), py::arg("threads"),
-      py::arg("within_h") = std::numeric_limits<double>::quiet_NaN());
+      py::arg("within_h") = std::numeric_limits<double>::quiet_NaN(),
+      py::arg("reach") = std::vector<std::string>{}, py::arg("km") = std::vector<double>{});
   m.def(
       "release_history",
       [](const Network& net, const std::vector<double>& time_s,
@@ -276,8 +328,10 @@ void BindTracing(py::module_& m) {
          const std::vector<double>& value, const std::string& label, const std::vector<int>& lines,
          const std::string& source, double start_s, double end_s, double bin_h,
          const std::string& regularization, const std::string& alpha_rule, double noise,
-         const std::string& date) {
-        const ObservationSet obs = MakeObservations(time_s, station, species, value, label, lines);
+         const std::string& date, const std::vector<std::string>& reach,
+         const std::vector<double>& km) {
+        const ObservationSet obs =
+            MakeObservations(time_s, station, species, value, label, lines, reach, km);
         HistoryOptions o;
         o.source_id = source;
         o.start_s = start_s;
@@ -323,7 +377,8 @@ void BindTracing(py::module_& m) {
       py::arg("network"), py::arg("time_s"), py::arg("station"), py::arg("species"),
       py::arg("value"), py::arg("label"), py::arg("lines"), py::arg("source"), py::arg("start_s"),
       py::arg("end_s"), py::arg("bin_h"), py::arg("regularization"), py::arg("alpha_rule"),
-      py::arg("noise"), py::arg("date"));
+      py::arg("noise"), py::arg("date"), py::arg("reach") = std::vector<std::string>{},
+      py::arg("km") = std::vector<double>{});
   m.def(
       "solve_regularized",
       [](const std::vector<double>& G, int rows, int cols, const std::vector<double>& d,

@@ -67,28 +67,70 @@ def _times(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values, dtype="float64"), unit="s", utc=True).dt.tz_convert(_TZ)
 
 
+def _text(value) -> str:
+    """A cell as text; empty for a missing one (None, NaN, pd.NA)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
 def _observation_columns(observations: ObservationsLike):
+    """Columns for the native layer: times, stations, species, values, label, lines, and the
+    point columns reach and km (empty lists when every row is at a station)."""
     if isinstance(observations, pd.DataFrame):
         frame = observations
         value_col = "value" if "value" in frame.columns else "value_mg_l"
-        for col in ("time", "station", "species", value_col):
+        has_station = "station" in frame.columns
+        has_point = "reach" in frame.columns and "km" in frame.columns
+        needed = ["time"] + ([] if has_point and not has_station else ["station"]) + ["species", value_col]
+        for col in needed:
             if col not in frame.columns:
-                raise _qingshui.DataError(f"observations: missing column '{col}' (need time, station, species, value)")
+                raise _qingshui.DataError(
+                    f"observations: missing column '{col}' (need time, station, species, value; "
+                    "or time, reach, km, species, value for point samples)"
+                )
         if "time_s" in frame.columns:
             times = [float(t) for t in frame["time_s"]]
         else:
             times = [_epoch(t) for t in frame["time"]]
+        stations = [_text(s) for s in frame["station"]] if has_station else [""] * len(frame)
+        reach: List[str] = []
+        km: List[float] = []
+        if has_point:
+            reach = [_text(r) for r in frame["reach"]]
+            for i, x in enumerate(frame["km"]):
+                if _text(x) == "":
+                    km.append(math.nan)
+                    continue
+                try:
+                    km.append(float(x))
+                except (TypeError, ValueError):
+                    raise _qingshui.DataError(
+                        f"<DataFrame row>:{i + 1}: km: expected a number (river-km), got {x!r}"
+                    ) from None
         return (
             times,
-            [str(s) for s in frame["station"]],
+            stations,
             [str(s) for s in frame["species"]],
             [float(v) for v in frame[value_col]],
             "<DataFrame row>",
             [],
+            reach,
+            km,
         )
     path = os.fspath(observations)
     cols = _qingshui.read_observations_csv(path)
-    return cols["time_s"], cols["station"], cols["species"], cols["value"], path, cols["line"]
+    points = any(r for r in cols["reach"])
+    return (
+        cols["time_s"],
+        cols["station"],
+        cols["species"],
+        cols["value"],
+        path,
+        cols["line"],
+        cols["reach"] if points else [],
+        cols["km"] if points else [],
+    )
 
 
 def simulate(
@@ -104,17 +146,21 @@ def simulate(
         The scenario (YAML file, or the same structure as a dict): ``start``, ``end``,
         ``hydrology: {velocity_factor, dispersion_factor}``, ``events: [{source (or reach and
         km), start, duration_h, mass_kg: {COD, NH3N, TP}}]``, ``sampling: {interval_h, noise,
-        seed, stations: all | sections | [ids]}``.
+        seed, stations: all | sections | none | [ids], points: [{reach, km}, ...]}`` (points
+        alone sample only the points).
     network : qingshui.Network, path or None
         The network (default: the built-in Yuncheng network).
     observations_out : path, optional
-        Also write the samples as CSV ``time,station,species,value``.
+        Also write the samples as CSV ``time,station,species,value`` (with points
+        ``time,reach,km,species,value``, or ``time,station,reach,km,species,value`` with both).
 
     Returns
     -------
     pandas.DataFrame
         Long form: ``time`` (tz-aware, Asia/Shanghai), ``station``, ``species``, ``value``
-        (mg/L, with noise) and ``exact`` (the simulated value). ``attrs`` holds ``start_date``,
+        (mg/L, with noise) and ``exact`` (the simulated value). With ``sampling.points``,
+        ``reach`` and ``km`` columns too (None / NaN at stations; no ``station`` column when
+        only points are sampled). ``attrs`` holds ``start_date``,
         ``days`` and the transport run's ``relative_mass_error``.
 
     Raises
@@ -141,15 +187,19 @@ def simulate(
         with open(name, "r", encoding="utf-8") as f:
             text = f.read()
     run = _qingshui.run_scenario(_native(network), text, name)
-    frame = pd.DataFrame(
-        {
-            "time": _times(run["time_s"]),
-            "station": run["station"],
-            "species": run["species"],
-            "value": np.asarray(run["value"], dtype=float),
-            "exact": np.asarray(run["exact"], dtype=float),
-        }
-    )
+    columns: Dict[str, Any] = {"time": _times(run["time_s"])}
+    any_point = any(r for r in run["reach"])
+    any_station = any(s for s in run["station"])
+    if any_station or not any_point:
+        columns["station"] = [s if s else None for s in run["station"]] if any_point else run["station"]
+    if any_point:
+        # Samples at river points (sampling.points): reach and km, None/NaN at stations.
+        columns["reach"] = [r if r else None for r in run["reach"]]
+        columns["km"] = np.asarray(run["km"], dtype=float)
+    columns["species"] = run["species"]
+    columns["value"] = np.asarray(run["value"], dtype=float)
+    columns["exact"] = np.asarray(run["exact"], dtype=float)
+    frame = pd.DataFrame(columns)
     frame.attrs["start_date"] = run["start_date"]
     frame.attrs["days"] = run["days"]
     frame.attrs["relative_mass_error"] = run["relative_mass_error"]
@@ -358,6 +408,9 @@ def trace(
     observations : DataFrame or path
         Long form ``time, station, species, value`` (mg/L); times as ISO text, timestamps
         (naive = Asia/Shanghai) or ``time_s`` (epoch seconds); or a CSV file in that form.
+        Samples at river points: ``time, reach, km, species, value``; both kinds in one
+        frame with all of ``station``, ``reach``, ``km`` (each row fills station, or reach
+        and km; empty = None/NaN/"").
     network : qingshui.Network, path or None
         The network (default: the built-in Yuncheng network).
     start, end : ISO text or timestamp, optional
@@ -394,7 +447,7 @@ def trace(
     qingshui.DataError
         No usable observations in the window.
     """
-    t, st, sp, val, label, lines = _observation_columns(observations)
+    t, st, sp, val, label, lines, reach, km = _observation_columns(observations)
     raw = _qingshui.trace(
         _native(network),
         list(t),
@@ -413,6 +466,8 @@ def trace(
         date or "",
         int(threads),
         float("nan") if within_h is None else float(within_h),
+        list(reach),
+        list(km),
     )
     return _result(raw)
 
@@ -436,7 +491,7 @@ def release_history(
     L-curve corner. Returns one row per time bin: ``time`` and ``<species>_kg_h``; ``attrs``
     holds per species ``total_kg``, ``alpha``, ``chi2`` and the trade-off curve.
     """
-    t, st, sp, val, label, lines = _observation_columns(observations)
+    t, st, sp, val, label, lines, reach, km = _observation_columns(observations)
     raw = _qingshui.release_history(
         _native(network),
         list(t),
@@ -453,6 +508,8 @@ def release_history(
         alpha,
         float(noise),
         date or "",
+        list(reach),
+        list(km),
     )
     frame = pd.DataFrame({"time": _times(raw["bin_start_s"])})
     series = {}
