@@ -1,7 +1,8 @@
-// Fuzz target: the station observation CSV reader of the tracer (ParseObservationsCsv).
-// Any input must parse or throw a located DataError/ConfigError. What parses must survive
-// the round trip through FormatObservationsCsv (what `qingshui simulate` writes): same
-// rows, stations, species and values, times to the second.
+// Fuzz target: the observation CSV reader of the tracer (ParseObservationsCsv): station,
+// point (reach, km) and mixed layouts. Any input must parse or throw a located
+// DataError/ConfigError. What parses must survive the round trip through
+// FormatObservationsCsv (what `qingshui simulate` writes): same rows, stations, points,
+// species and values, times to the second.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -27,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const Observation& a = set.rows[i];
     const Observation& b = again.rows[i];
     if (a.station != b.station || a.species != b.species || a.value_mg_l != b.value_mg_l ||
-        std::fabs(a.time_s - b.time_s) > 0.5) {
+        std::fabs(a.time_s - b.time_s) > 0.5 || a.reach != b.reach ||
+        a.IsPoint() != b.IsPoint() || (a.IsPoint() && a.km != b.km)) {
       __builtin_trap();
     }
   }
