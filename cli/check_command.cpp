@@ -38,15 +38,6 @@ std::vector<std::string> SplitList(const std::string& text) {
   return items;
 }
 
-double ParseNumber(const std::string& option, const std::string& text) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
-    throw ConfigError(option + ": expected a number, got '" + text + "'");
-  }
-  return v;
-}
-
 }  // namespace
 
 int RunCheck(const Args& args, std::ostream& out, std::ostream& err) {
@@ -121,9 +112,9 @@ int RunCheck(const Args& args, std::ostream& out, std::ostream& err) {
   if (!masses.empty()) {
     o.masses_kg.clear();
     for (const auto& m : SplitList(masses))
-      o.masses_kg.push_back(1000.0 * ParseNumber("--masses-t", m));
+      o.masses_kg.push_back(1000.0 * ParseNumberOption("--masses-t", m));
   }
-  if (!duration.empty()) o.duration_s = 3600.0 * ParseNumber("--duration-h", duration);
+  if (!duration.empty()) o.duration_s = 3600.0 * ParseNumberOption("--duration-h", duration);
   if (!sources.empty()) o.sources = SplitList(sources);
   if (!stations.empty()) o.stations = SplitList(stations);
   const tracing::DetectabilityTable table = tracing::Detectability(net, o);

@@ -30,6 +30,9 @@ int RunTrace(const Args& args, std::ostream& out, std::ostream& err);
 // Throws std::runtime_error naming the file and the reason.
 void WriteFileAtomically(const std::string& path, const std::string& contents);
 
+// A finite number given to an option; ConfigError "OPTION: expected a number, got 'TEXT'".
+double ParseNumberOption(const std::string& option, const std::string& text);
+
 // Path of the built-in Yuncheng network (QINGSHUI_NETWORK overrides it).
 std::string DefaultNetworkPath();
 // Path of the tracing priors (data/tracing/source_signatures.yaml beside the network's

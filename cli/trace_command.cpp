@@ -54,15 +54,6 @@ double ParseTimeArg(const std::string& option, const std::string& text) {
   return t;
 }
 
-double ParseNumberArg(const std::string& option, const std::string& text) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
-    throw ConfigError(option + ": expected a number, got '" + text + "'");
-  }
-  return v;
-}
-
 }  // namespace
 
 int RunTrace(const Args& args, std::ostream& out, std::ostream& err) {
@@ -124,8 +115,8 @@ int RunTrace(const Args& args, std::ostream& out, std::ostream& err) {
     if (!end.empty()) ho.end_s = ParseTimeArg("--end", end);
     if (!regularization.empty()) ho.regularization = regularization;
     if (!alpha.empty()) ho.alpha_rule = alpha;
-    if (!bin_h.empty()) ho.bin_s = 3600.0 * ParseNumberArg("--bin-h", bin_h);
-    if (!noise.empty()) ho.noise_relative = ParseNumberArg("--noise", noise);
+    if (!bin_h.empty()) ho.bin_s = 3600.0 * ParseNumberOption("--bin-h", bin_h);
+    if (!noise.empty()) ho.noise_relative = ParseNumberOption("--noise", noise);
     if (!date.empty()) ho.date = date;
     const tracing::HistoryResult r = tracing::ReconstructHistory(net, obs, ho);
     out << (json ? tracing::HistoryResultJson(r) : tracing::HistoryResultTable(r));
@@ -137,13 +128,13 @@ int RunTrace(const Args& args, std::ostream& out, std::ostream& err) {
   if (!start.empty()) o.start_s = ParseTimeArg("--start", start);
   if (!end.empty()) o.end_s = ParseTimeArg("--end", end);
   if (!max_sources.empty()) {
-    const double k = ParseNumberArg("--max-sources", max_sources);
+    const double k = ParseNumberOption("--max-sources", max_sources);
     if (k != 1 && k != 2 && k != 3) throw ConfigError("--max-sources: expected 1, 2 or 3");
     o.max_sources = static_cast<int>(k);
   }
-  if (!noise.empty()) o.noise_relative = ParseNumberArg("--noise", noise);
-  if (!within_h.empty()) o.recommend_within_s = 3600.0 * ParseNumberArg("--within-h", within_h);
-  if (!threads.empty()) o.num_threads = static_cast<int>(ParseNumberArg("--threads", threads));
+  if (!noise.empty()) o.noise_relative = ParseNumberOption("--noise", noise);
+  if (!within_h.empty()) o.recommend_within_s = 3600.0 * ParseNumberOption("--within-h", within_h);
+  if (!threads.empty()) o.num_threads = static_cast<int>(ParseNumberOption("--threads", threads));
   if (!species.empty()) {
     std::stringstream ss(species);
     std::string s;

@@ -65,19 +65,24 @@ def _finite(path, where: str, value) -> float:
     return float(value)
 
 
-def load_baseline_priors(path: Optional[PathLike] = None) -> dict:
-    """Read and check the free parameters and constraints (see the file's header);
-    ConfigError naming the file, the parameter and the field otherwise."""
-    path = Path(path) if path is not None else default_priors_path()
+def _read_yaml(path: Path):
+    """The YAML document in path; ConfigError naming the file (and line) otherwise."""
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+            return yaml.safe_load(f)
     except OSError as e:
         raise _err(path, f"cannot read ({e.strerror})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
         raise _err(path, f"{line}not valid YAML ({getattr(e, 'problem', e)})") from None
+
+
+def load_baseline_priors(path: Optional[PathLike] = None) -> dict:
+    """Read and check the free parameters and constraints (see the file's header);
+    ConfigError naming the file, the parameter and the field otherwise."""
+    path = Path(path) if path is not None else default_priors_path()
+    doc = _read_yaml(path)
     if not isinstance(doc, dict) or doc.get("format") != "qingshui-baseline-priors":
         raise _err(path, "format must be qingshui-baseline-priors")
     year = doc.get("year")
@@ -282,13 +287,7 @@ def read_baseline_ensemble(path: Optional[PathLike] = None,
                            priors: Optional[PathLike] = None) -> BaselineEnsemble:
     """Read an ensemble written by :meth:`BaselineEnsemble.to_yaml` (default: the shipped one)."""
     path = Path(path) if path is not None else default_ensemble_path()
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise _err(path, f"cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise _err(path, f"not valid YAML ({getattr(e, 'problem', e)})") from None
+    doc = _read_yaml(path)
     if not isinstance(doc, dict) or doc.get("format") != "qingshui-baseline-ensemble":
         raise _err(path, "format must be qingshui-baseline-ensemble")
     pri = load_baseline_priors(priors if priors is not None else path.parent / str(doc.get("priors", "")))
