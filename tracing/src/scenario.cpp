@@ -7,6 +7,7 @@
 
 #include "qingshui/core/error.h"
 #include "qingshui/hydro/simulation.h"
+#include "reach_km.h"
 #include "yaml_util.h"
 
 namespace qingshui::tracing {
@@ -129,12 +130,8 @@ Scenario ParseScenario(const std::string& text, const std::string& file, const N
         const Reach* reach = net.FindReach(ev.reach);
         if (!reach) r.Fail(e["reach"], f + ".reach", "unknown reach '" + ev.reach + "'");
         ev.km = r.Number(e["km"], f + ".km");
-        if (ev.km < reach->start_km - 1e-9 || ev.km > reach->end_km() + 1e-9) {
-          std::ostringstream what;
-          what << "km " << ev.km << " is outside reach " << ev.reach << " (" << reach->start_km
-               << " to " << reach->end_km() << ")";
-          r.Fail(e["km"], f + ".km", what.str());
-        }
+        const std::string outside = detail::KmOutsideReach(*reach, ev.km, 1e-9);
+        if (!outside.empty()) r.Fail(e["km"], f + ".km", outside);
       }
       ev.start_s = Time(r, e["start"], f + ".start");
       if (e["duration_h"].IsDefined()) {
@@ -221,12 +218,8 @@ Scenario ParseScenario(const std::string& text, const std::string& file, const N
         const Reach* reach = net.FindReach(sp.reach);
         if (!reach) r.Fail(p["reach"], f + ".reach", "unknown reach '" + sp.reach + "'");
         sp.km = r.Number(p["km"], f + ".km");
-        if (!(sp.km >= reach->start_km - 1e-9 && sp.km <= reach->end_km() + 1e-9)) {
-          std::ostringstream what;
-          what << "km " << sp.km << " is outside reach " << sp.reach << " (" << reach->start_km
-               << " to " << reach->end_km() << ")";
-          r.Fail(p["km"], f + ".km", what.str());
-        }
+        const std::string outside = detail::KmOutsideReach(*reach, sp.km, 1e-9);
+        if (!outside.empty()) r.Fail(p["km"], f + ".km", outside);
         sc.sampling.points.push_back(sp);
       }
       // Points alone sample only the points; `stations` adds stations beside them.

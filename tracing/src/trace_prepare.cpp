@@ -5,10 +5,10 @@
 #include <cmath>
 #include <map>
 #include <set>
-#include <sstream>
 #include <tuple>
 
 #include "qingshui/core/error.h"
+#include "reach_km.h"
 #include "trace_context.h"
 
 namespace qingshui::tracing::detail {
@@ -22,12 +22,8 @@ void CheckPointSample(const Network& net, const std::string& file, const Observa
     throw ConfigError(
         Located(file, o.line, "reach", "unknown reach '" + o.reach + "' (not in the network)"));
   }
-  if (!(o.km >= reach->start_km - 1e-6 && o.km <= reach->end_km() + 1e-6)) {
-    std::ostringstream what;
-    what << "km " << o.km << " is outside reach " << o.reach << " (" << reach->start_km << " to "
-         << reach->end_km() << ")";
-    throw ConfigError(Located(file, o.line, "km", what.str()));
-  }
+  const std::string outside = KmOutsideReach(*reach, o.km, 1e-6);
+  if (!outside.empty()) throw ConfigError(Located(file, o.line, "km", outside));
 }
 
 }  // namespace
