@@ -57,6 +57,17 @@ def _number(value: float, why: str) -> dict:
 T = TypeVar("T")
 
 
+def _new_source(sid: str, kind: str, reach: str, km: float, flow_m3s: float,
+                concentration_mg_l: Dict[str, float], name_zh: str, name_en: str) -> dict:
+    """A source entry added by a scenario (checked numbers, provenance "E: scenario")."""
+    return {
+        "id": sid, "name_zh": name_zh, "name_en": name_en, "src": "E: scenario", "kind": kind,
+        "reach": reach, "km": _number(km, f"{sid} km"),
+        "design_flow_m3s": _number(flow_m3s, f"{sid} flow"),
+        "effluent_mg_l": {k: _number(v, f"{sid} {k}") for k, v in concentration_mg_l.items()},
+    }
+
+
 def _in_notebook() -> bool:
     """True inside a Jupyter kernel (not a terminal IPython, not a script)."""
     ipython = sys.modules.get("IPython")
@@ -298,13 +309,10 @@ class Scenario:
         def apply(doc: dict) -> None:
             if any(s.get("id") == id for s in doc.get("sources", [])):
                 raise _qingshui.ConfigError(f"add_load: a source {id!r} exists already")
-            doc.setdefault("sources", []).append({
-                "id": id, "name_zh": id, "name_en": id, "src": "E: scenario", "kind": kind,
-                "reach": reach, "km": _number(km, f"{id} km"),
-                "design_flow_m3s": _number(flow_m3s, f"{id} flow"),
-                "effluent_mg_l": {k: _number(v, f"{id} {k}") for k, v in concentration_mg_l.items()},
-                **({"lake": lake} if lake else {}),
-            })
+            src = _new_source(id, kind, reach, km, flow_m3s, concentration_mg_l, id, id)
+            if lake:
+                src["lake"] = lake
+            doc.setdefault("sources", []).append(src)
 
         self.changes.append(Change(f"load {id} at {reach} km {km:g}", apply))
         return self
@@ -315,12 +323,8 @@ class Scenario:
         sid = id or f"supplementation_{reach}_{str(km).replace('.', '_')}"
 
         def apply(doc: dict) -> None:
-            src = {
-                "id": sid, "name_zh": "生态补水", "name_en": "ecological supplementation",
-                "src": "E: scenario", "kind": "supplementation", "reach": reach,
-                "km": _number(km, f"{sid} km"), "design_flow_m3s": _number(flow_m3s, f"{sid} flow"),
-                "effluent_mg_l": {k: _number(v, f"{sid} {k}") for k, v in concentration_mg_l.items()},
-            }
+            src = _new_source(sid, "supplementation", reach, km, flow_m3s, concentration_mg_l,
+                              "生态补水", "ecological supplementation")
             if from_date is not None:
                 src["online"] = _date(from_date).isoformat()
             doc.setdefault("sources", []).append(src)
