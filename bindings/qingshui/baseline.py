@@ -507,8 +507,7 @@ def plan_outcome(ensemble: BaselineEnsemble, plan: Scenario, year: int = 2024, t
     stations = list(stations) if stations is not None else list(ensemble.priors["constraints"])
     scenarios = {"without the plan": Scenario(plan.network, "no plan"), "plan": plan}
     scenarios.update(without or {})
-    rows, prob = [], {}
-    ratios = None
+    rows, prob, ratios = [], {}, {}
     for name, sc in scenarios.items():
         resp = unit_responses(ensemble.priors, scenario=sc, year=year, stations=stations,
                               time_step_s=time_step_s)
@@ -529,14 +528,12 @@ def plan_outcome(ensemble: BaselineEnsemble, plan: Scenario, year: int = 2024, t
                 lim = np.array([std["indicators"][sp]["limits_mg_l"][classes.index(target)]
                                 if sp in std["indicators"] and std["indicators"][sp]["sense"] == "max"
                                 else np.inf for sp in species])
-                r = (means[station] / lim[None, :]).max(axis=1)
-                ratios = {} if ratios is None else ratios
-                ratios[station] = r
+                ratios[station] = (means[station] / lim[None, :]).max(axis=1)
     probability = pd.Series(prob).unstack()[list(scenarios)]
     probability.index.name, probability.columns.name = "station", f"P(class <= {target})"
     sens = {}
     ranks = ensemble.members[ensemble.parameter_columns].rank()
-    for station, r in (ratios or {}).items():
+    for station, r in ratios.items():
         rr = pd.Series(r).rank()
         sens[station] = ranks.apply(lambda col: np.corrcoef(col, rr)[0, 1] if col.std() > 0 else 0.0)
     sensitivity = pd.DataFrame(sens)
