@@ -4,7 +4,8 @@
 // the issue asks for, as Markdown for benchmarks/RESULTS.md.
 //
 //   qingshui_trace_drills [--drills 30] [--two 20] [--none 10] [--seed 1] [--threads 1]
-//                         [--network N] [--priors P] [--rivers fen,sushui]
+//                         [--network N] [--priors P] [--rivers fen,sushui] [--start ISO]
+//                         [--dump DIR]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -55,6 +56,8 @@ int main(int argc, char** argv) {
   std::string network = QINGSHUI_SOURCE_DIR "/data/yuncheng/network.yaml";
   std::string priors_path = QINGSHUI_SOURCE_DIR "/data/tracing/source_signatures.yaml";
   std::vector<std::string> rivers = {"fen", "sushui"};
+  std::string start = DrillOptions().start;  // window start (ISO 8601 with offset)
+  std::string dump;  // directory: each drill's observations and true releases, to re-trace
   for (int i = 1; i < argc; ++i) {
     auto next = [&]() -> std::string {
       if (i + 1 >= argc) {
@@ -78,6 +81,10 @@ int main(int argc, char** argv) {
       network = next();
     } else if (a == "--priors") {
       priors_path = next();
+    } else if (a == "--dump") {
+      dump = next();
+    } else if (a == "--start") {
+      start = next();
     } else if (a == "--rivers") {
       rivers.clear();
       std::stringstream ss(next());
@@ -86,7 +93,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--drills N] [--two N] [--none N] [--seed S] [--threads T] [--rivers "
-                   "fen,sushui]\n",
+                   "fen,sushui] [--start ISO] [--dump DIR]\n",
                    argv[0]);
       return 2;
     }
@@ -101,6 +108,22 @@ int main(int argc, char** argv) {
     const ScenarioRun sim = RunScenario(net, truth->scenario);
     ObservationSet obs;
     obs.rows = sim.observations;
+    if (!dump.empty()) {
+      const std::string stem = dump + "/drill_" + std::to_string(o.seed);
+      WriteObservationsCsv(stem + ".csv", obs.rows);
+      std::FILE* f = std::fopen((stem + ".txt").c_str(), "w");
+      if (f) {
+        std::fprintf(f, "velocity_factor %.4f dispersion_factor %.4f\n",
+                     truth->scenario.velocity_factor, truth->scenario.dispersion_factor);
+        for (const auto& e : truth->scenario.events) {
+          std::fprintf(f, "%s start %s duration_h %.3f", e.source.c_str(),
+                       FormatIsoTime(e.start_s).c_str(), e.duration_s / 3600.0);
+          for (const auto& [sp, kg] : e.mass_kg) std::fprintf(f, " %s_kg %.1f", sp.c_str(), kg);
+          std::fprintf(f, "\n");
+        }
+        std::fclose(f);
+      }
+    }
     return ScoreDrill(*truth, Trace(net, obs, to));
   };
 
@@ -116,6 +139,7 @@ int main(int argc, char** argv) {
       DrillOptions o;
       o.river = rivers[ri];
       o.num_sources = 1;
+      o.start = start;
       o.seed = seed * 100000 + ri * 1000 + i;
       DrillTruth truth;
       const DrillScore s = run(o, &truth);
@@ -183,6 +207,7 @@ int main(int argc, char** argv) {
       DrillOptions o;
       o.river = rivers[i % rivers.size()];
       o.num_sources = 2;
+      o.start = start;
       o.seed = seed * 100000 + 50000 + i;
       DrillTruth truth;
       const DrillScore s = run(o, &truth);
@@ -203,6 +228,7 @@ int main(int argc, char** argv) {
       DrillOptions o;
       o.river = rivers[i % rivers.size()];
       o.num_sources = 0;
+      o.start = start;
       o.seed = seed * 100000 + 90000 + i;
       DrillTruth truth;
       const DrillScore s = run(o, &truth);
