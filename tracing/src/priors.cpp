@@ -65,6 +65,8 @@ bool TracingPriors::IsValid(std::string* error) const {
   if (!(p_unregistered >= 0 && p_unregistered < 1))
     return fail("hypotheses.unregistered: expected a fraction in [0, 1)");
   if (!(unknown_ratio_log_sd > 0)) return fail("unknown_ratio_log_sd: expected > 0");
+  if (!(atypical_composition >= 0 && atypical_composition < 1))
+    return fail("atypical_composition: expected 0 <= value < 1");
   for (const auto& [kind, sig] : kinds) {
     if (!(sig.prior_weight >= 0)) return fail("kinds." + kind + ".prior_weight: expected >= 0");
     for (const auto& [sp, r] : sig.ratios) {
@@ -84,7 +86,8 @@ TracingPriors ParseTracingPriors(const std::string& text, const std::string& fil
       root, "",
       {"format", "version", "reference_species", "mass_kg", "duration_h", "lead_h",
        "velocity_factor_log_sd", "dispersion_factor_log_sd", "model_error_relative",
-       "timing_error_relative", "hypotheses", "unknown_ratio_log_sd", "kinds", "description"});
+       "timing_error_relative", "hypotheses", "unknown_ratio_log_sd", "atypical_composition", "kinds",
+       "description"});
   if (!root["format"].IsDefined() ||
       r.Text(root["format"], "format") != "qingshui-tracing-priors") {
     r.Fail(root["format"], "format", "expected qingshui-tracing-priors");
@@ -116,6 +119,7 @@ TracingPriors ParseTracingPriors(const std::string& text, const std::string& fil
   number("model_error_relative", 1.0, &p.model_error_relative);
   number("timing_error_relative", 1.0, &p.timing_error_relative);
   number("unknown_ratio_log_sd", 1.0, &p.unknown_ratio_log_sd);
+  number("atypical_composition", 1.0, &p.atypical_composition);
   if (const YAML::Node h = root["hypotheses"]; h.IsDefined()) {
     r.CheckKeys(h, "hypotheses", {"no_release", "sources", "unregistered"});
     if (h["no_release"].IsDefined())

@@ -154,13 +154,23 @@ double Solve(Context& c, const Model& model, const HypothesisSpec& spec, std::ve
 struct Start {
   double tmid_h, lnd, cost;
 };
+// The prescreen's grid kept as a quadrature over a single release's timing prior (docs/
+// tracing.md §6, "Releases the data cannot see"): per grid point and species, G of the
+// misfit's quadratic in the mass (m·G·m − 2·h·m relative to no release), at nominal hydraulics.
+struct TimingQuadrature {
+  std::vector<double> G;  // [point * Ks + k]
+  int num_midpoints = 0;     // per duration (the grid is durations x midpoints)
+  int num_durations = 0;
+  double step_h = 0.0;
+};
 // Coarse grid over start and duration at the nominal hydraulics; the best few distinct
 // starts, best first (docs/tracing.md §5.1).
 std::vector<Start> Prescreen(Context& c, const Model& coarse, int point,
                              const std::vector<double>& block_costs,
                              const std::vector<double>* offset = nullptr,
                              const std::vector<double>& durations_h = {1.5, 8.0},
-                             double step_h = 2.0, bool refine = true);
+                             double step_h = 2.0, bool refine = true,
+                             TimingQuadrature* quadrature = nullptr);
 // A finer local grid (midpoint ± step, durations 0.5-4 h) around a coarse start.
 Start RefineStart(Context& c, const Model& coarse, int point,
                   const std::vector<double>& block_costs, const std::vector<double>* offset,
@@ -169,6 +179,15 @@ Start RefineStart(Context& c, const Model& coarse, int point,
 double LogNormalPdf(double x, double sd);
 void ComputeCurvature(Context& c, const Model& model, Fit* fit);
 double LogMassIntegral(const Context& c, const Fit& fit, double s2);
+// log of the prior probability that a single release would go unseen, weighted by how little
+// it would change the data: the mean over the timing prior (midpoint uniform over
+// [t_lo_h, t_hi_h], the grid's durations; midpoints after the last sample see nothing) and the
+// reference mass prior of exp(−½ m·a·m / s2), a = the misfit's curvature in the mass with the
+// species at the kind's median ratios. Times the hypothesis' prior and the no-release
+// likelihood it is the evidence of the releases the data cannot tell from none, which the
+// Laplace evidence at a fit's optimum leaves out.
+double LogUnseenReleaseShare(const Context& c, const ReleaseSpec& r, const TimingQuadrature& q,
+                             double s2);
 void ComputeEvidence(const Context& c, Fit* fit, double s2);
 
 std::string Label(const Context& c, const ReleaseSpec& r);
@@ -208,7 +227,8 @@ struct FitJob {
 struct ModeGroup {
   std::string key;
   std::vector<int> modes;  // indices into TraceRun::fits
-  double log_z = -INFINITY;
+  double log_z_modes = -INFINITY;  // the modes' Laplace evidence, summed
+  double log_z = -INFINITY;        // the hypothesis' evidence (>= log_z_modes)
 };
 
 struct TraceRun {
@@ -219,6 +239,7 @@ struct TraceRun {
   int max_sources = 1;
   std::vector<int> screen_points;           // kernel points prescreened
   std::vector<std::vector<Start>> starts;   // by kernel point
+  std::vector<TimingQuadrature> quadrature;  // by kernel point (prescreened ones)
   std::vector<Fit> fits;                    // every local optimum found
   double s2 = 1.0;                          // noise scale squared
   std::map<std::string, ModeGroup> by_key;  // hypotheses by their release set

@@ -161,18 +161,29 @@ std::vector<int> BlocksSeen(const Context& c, const std::vector<ReleaseSpec>& re
   return out;
 }
 
-// The source kinds a release may be, with their prior weights: its own for a registered
-// source, every kind of positive weight for an unregistered release (a mixture).
+// The source kinds a release may be, with their prior weights (summing to one): for an
+// unregistered release every kind of positive weight (a mixture by weight); for a
+// registered source its own kind, contaminated by that mixture with the share
+// `atypical_composition` (docs/tracing.md §6, "Atypical compositions").
 std::vector<std::pair<std::string, double>> KindOptions(const Context& c, const ReleaseSpec& r) {
-  std::vector<std::pair<std::string, double>> options;
-  if (!r.unregistered()) {
-    options.push_back({c.kernels.points[r.point].kind, 1.0});
-    return options;
+  const auto& pr = c.options.priors;
+  std::vector<std::pair<std::string, double>> pooled;
+  double total = 0.0;
+  for (const auto& [kind, sig] : pr.kinds) {
+    if (sig.prior_weight > 0) {
+      pooled.push_back({kind, sig.prior_weight});
+      total += sig.prior_weight;
+    }
   }
-  for (const auto& [kind, sig] : c.options.priors.kinds) {
-    if (sig.prior_weight > 0) options.push_back({kind, sig.prior_weight});
+  for (auto& o : pooled) o.second /= total;
+  if (pooled.empty()) pooled.push_back({"", 1.0});
+  if (r.unregistered()) return pooled;
+  const double eps = pr.atypical_composition;
+  std::vector<std::pair<std::string, double>> options = {
+      {c.kernels.points[r.point].kind, 1.0 - eps}};
+  if (eps > 0) {
+    for (const auto& o : pooled) options.push_back({o.first, eps * o.second});
   }
-  if (options.empty()) options.push_back({"", 1.0});
   return options;
 }
 
@@ -310,22 +321,36 @@ double Solve(Context& c, const Model& model, const HypothesisSpec& spec, std::ve
 std::vector<Start> Prescreen(Context& c, const Model& coarse, int point,
                              const std::vector<double>& block_costs,
                              const std::vector<double>* offset,
-                             const std::vector<double>& durations_h, double step_h, bool refine) {
+                             const std::vector<double>& durations_h, double step_h, bool refine,
+                             TimingQuadrature* quadrature) {
   HypothesisSpec spec = MakeSpec(c, {Registered(point)});
   std::vector<Start> grid;
   if (spec.blocks.empty()) return grid;
+  const int Ks = static_cast<int>(c.species.size());
   double others = std::accumulate(block_costs.begin(), block_costs.end(), 0.0);
   for (int b : spec.blocks) others -= block_costs[b];
   double t_last = -INFINITY;
   for (int b : spec.blocks) t_last = std::max(t_last, c.table.t[c.table.blocks[b].end - 1]);
   const double t_last_h = (t_last - c.table.t_ref) / 3600.0;
   Evaluation e;
+  if (quadrature) {
+    *quadrature = TimingQuadrature();
+    quadrature->num_durations = static_cast<int>(durations_h.size());
+    quadrature->step_h = step_h;
+  }
   for (double d_h : durations_h) {
-    for (double t0 = c.t_lo_h; t0 <= std::min(c.t_hi_h, t_last_h); t0 += step_h) {
+    int n = 0;
+    for (double t0 = c.t_lo_h; t0 <= std::min(c.t_hi_h, t_last_h); t0 += step_h, ++n) {
       double th[4] = {t0, std::log(d_h), 0.0, 0.0};
       coarse.Evaluate(spec, th, &e, false, offset);
       grid.push_back({t0, std::log(d_h), e.cost + others});
+      if (quadrature) {
+        for (int k = 0; k < Ks; ++k) {
+          quadrature->G.push_back(e.normal[k][0]);
+        }
+      }
     }
+    if (quadrature) quadrature->num_midpoints = n;
   }
 #pragma omp atomic
   c.evaluations += static_cast<long long>(grid.size());
@@ -651,6 +676,60 @@ double LogMassIntegral(const Context& c, const Fit& fit, double s2) {
   double sum = 0.0;
   for (double t : terms) sum += std::exp(t - mx);
   return mx + std::log(sum / kSamples);
+}
+
+// ∫ exp(−x m²) dm/m over [lo, hi], x >= 0: ½ [E1(x lo²) − E1(x hi²)] with E1 the exponential
+// integral (E1(z) = −Ei(−z)); ln(hi/lo) when x = 0. Logs, as the value can be tiny.
+double LogGaussianOverLogUniform(double x, double lo, double hi) {
+  if (!(x > 0)) return std::log(std::log(hi / lo));
+  const double zl = x * lo * lo, zh = x * hi * hi;
+  // E1(z) ~ e^{-z}/z (1 − 1/z + ...) for large z: in logs there.
+  auto log_e1 = [](double z) {
+    if (z < 50.0) return std::log(-std::expint(-z));
+    return -z - std::log(z) + std::log1p(-1.0 / z + 2.0 / (z * z));
+  };
+  const double a = log_e1(zl), b = log_e1(zh);
+  return std::log(0.5) + a + std::log1p(-std::exp(b - a));
+}
+
+double LogUnseenReleaseShare(const Context& c, const ReleaseSpec& r, const TimingQuadrature& q,
+                             double s2) {
+  const int Ks = static_cast<int>(c.species.size());
+  const auto& pr = c.options.priors;
+  const std::array<double, 2> range = ReferenceMassRange(c);
+  const double log_range = std::log(std::log(range[1] / range[0]));
+  const int n_points = q.num_midpoints * q.num_durations;
+  if (n_points == 0 || static_cast<int>(q.G.size()) != n_points * Ks) return -INFINITY;
+  // Per kind: the species' median ratios to the reference species.
+  const auto kinds = KindOptions(c, r);
+  std::vector<std::vector<double>> ratio(kinds.size(), std::vector<double>(Ks, 1.0));
+  for (size_t o = 0; o < kinds.size(); ++o) {
+    for (int k = 0; k < Ks; ++k) {
+      if (k != c.reference_index)
+        ratio[o][k] = pr.Ratio(kinds[o].first, c.species[k], c.reference).median;
+    }
+  }
+  // Share of the midpoint prior the grid covers (per duration); beyond the last sample a
+  // release is unseen and its likelihood is that of no release.
+  const double span = c.t_hi_h - c.t_lo_h;
+  const double covered = std::min(span, q.num_midpoints * q.step_h);
+  const double w_grid = span > 0 ? q.step_h / span / q.num_durations : 0.0;
+  // Terms in logs (each can be tiny): log(weight · value) per grid point and kind.
+  std::vector<double> logs;
+  if (span > covered) logs.push_back(std::log((span - covered) / span));
+  for (int i = 0; i < n_points; ++i) {
+    for (size_t o = 0; o < kinds.size(); ++o) {
+      double a = 0.0;
+      for (int k = 0; k < Ks; ++k) a += ratio[o][k] * ratio[o][k] * q.G[i * Ks + k];
+      logs.push_back(std::log(w_grid * kinds[o].second) +
+                     LogGaussianOverLogUniform(0.5 * a / s2, range[0], range[1]) - log_range);
+    }
+  }
+  if (logs.empty()) return 0.0;
+  const double mx = *std::max_element(logs.begin(), logs.end());
+  double sum = 0.0;
+  for (double l : logs) sum += std::exp(l - mx);
+  return mx + std::log(sum);
 }
 
 void ComputeEvidence(const Context& c, Fit* fit, double s2) {

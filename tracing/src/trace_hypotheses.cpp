@@ -21,6 +21,10 @@ constexpr double kSameOptimumTheta = 0.25;
 // least this probable, at most this many; the others take the Laplace Gaussian.
 constexpr double kProfileMinProbability = 0.01;
 constexpr int kMaxProfiles = 8;
+// ... and only where the fits' optima hold at least this share of the hypothesis' evidence:
+// where the releases the data cannot see dominate, the fit chases noise and its profile says
+// nothing.
+constexpr double kProfileModesShare = 0.5;
 // Smallest cell of a profile point in ln duration, so that the end points keep some weight.
 constexpr double kMinProfileCell = 0.05;
 
@@ -86,7 +90,40 @@ void MergeModes(TraceRun& run) {
     for (int m : g.modes) mx = std::max(mx, fits[m].log_evidence);
     double s = 0.0;
     for (int m : g.modes) s += std::exp(fits[m].log_evidence - mx);
-    g.log_z = mx + std::log(s);
+    g.log_z_modes = mx + std::log(s);
+    g.log_z = g.log_z_modes;
+    // A single release the data cannot see (small masses, any time) is as likely as no
+    // release; the Laplace evidence at a fit's optimum, which a noise-chasing fit makes
+    // sharp, leaves that part of the parameter space out. Each is the integral over part of
+    // it: the larger is kept (docs/tracing.md §6, "Releases the data cannot see").
+    const Fit& f0 = fits[g.modes[0]];
+    if (f0.spec.releases.size() == 1 && !run.quadrature.empty()) {
+      const ReleaseSpec& r = f0.spec.releases[0];
+      double log_prior = LogPriorHypothesis(c, {r});
+      double log_b = -INFINITY;
+      if (!r.unregistered()) {
+        if (run.quadrature[r.point].num_midpoints > 0)
+          log_b = LogUnseenReleaseShare(c, r, run.quadrature[r.point], s2);
+      } else {
+        // Uniform along the reach: the mean over its grid points.
+        std::vector<double> lb;
+        for (int p : r.reach_points) {
+          if (run.quadrature[p].num_midpoints > 0)
+            lb.push_back(LogUnseenReleaseShare(c, r, run.quadrature[p], s2));
+        }
+        if (!lb.empty()) {
+          const double m = *std::max_element(lb.begin(), lb.end());
+          double sum = 0.0;
+          for (double l : lb) sum += std::exp(l - m);
+          log_b = m + std::log(sum / lb.size());
+        }
+        for (const auto& u : c.ureaches) {
+          if (u.reach == r.reach) log_prior += std::log(u.length_km / c.unreg_length_km);
+        }
+      }
+      const double log_z_unseen = log_prior - 0.5 * c.table.h0_cost / s2 + log_b;
+      g.log_z = std::max(g.log_z, log_z_unseen);
+    }
     log_max = std::max(log_max, g.log_z);
   }
   double norm = std::exp(log_z0 - log_max);
@@ -134,7 +171,7 @@ void EstimateHypotheses(TraceRun& run) {
     h.misfit = f.cost / s2;
     // Mode weights for mixture intervals.
     std::vector<double> wm;
-    for (int m : g.modes) wm.push_back(std::exp(fits[m].log_evidence - g.log_z));
+    for (int m : g.modes) wm.push_back(std::exp(fits[m].log_evidence - g.log_z_modes));
     auto interval_of = [&](auto index_in, double lo, double hi) {
       std::vector<double> mu, sd, w;
       for (size_t mi = 0; mi < g.modes.size(); ++mi) {
@@ -197,7 +234,8 @@ void EstimateHypotheses(TraceRun& run) {
           if (q < 0) continue;
           const int Pm = fm.spec.num_params();
           const bool profile = g.modes[mi] == bm && h.probability >= kProfileMinProbability &&
-                               profiled < kMaxProfiles;
+                               profiled < kMaxProfiles &&
+                               g.log_z_modes >= g.log_z + std::log(kProfileModesShare);
           if (profile) {
             ++profiled;
             int jj = 0;

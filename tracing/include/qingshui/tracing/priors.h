@@ -38,6 +38,12 @@ struct TracingPriors {
   std::vector<double> p_sources = {0.6, 0.15, 0.05};  // 1, 2, 3 simultaneous releases
   double p_unregistered = 0.1;  // share of one release's prior off the registered sources
   double unknown_ratio_log_sd = 2.0;
+  // Share of a registered source's releases whose composition is that of another kind
+  // (an industrial site's domestic sewage, a plant's industrial inflow): its ratio prior is
+  // (1 − this) · its kind's + this · the mixture over all kinds by prior weight (an
+  // ε-contamination: an atypical composition widens the answer instead of excluding the
+  // source; docs/tracing.md §6).
+  double atypical_composition = 0.2;
   std::map<std::string, KindSignature> kinds;  // by source kind name ("treatment_plant")
 
   // The ratio prior of `species` to `reference` for a kind: from the table, derived
