@@ -8,7 +8,8 @@
 from ._qingshui import ConfigError, DataError, Error, SolverError, __version__, normal_depth
 from . import transport
 from .baseline import (BaselineEnsemble, PlanOutcome, check_members, fit_2023_baseline, load_baseline_priors,
-                       plan_outcome, read_baseline_ensemble)
+                       plan_2024, plan_outcome, read_baseline_ensemble, read_unit_responses,
+                       store_unit_responses)
 from .calibration import AllocationResult, CalibrationResult, allocate, apportion, calibrate, estimate_otis
 from .hydro import (
     RoutedFlow,
@@ -29,6 +30,9 @@ __all__ = [
     "BaselineEnsemble",
     "PlanOutcome",
     "plan_outcome",
+    "plan_2024",
+    "read_unit_responses",
+    "store_unit_responses",
     "check_members",
     "fit_2023_baseline",
     "load_baseline_priors",

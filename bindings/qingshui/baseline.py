@@ -22,6 +22,8 @@ surrogate holds.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -272,15 +274,23 @@ class BaselineEnsemble:
         }
         text = "# Written by qingshui.fit_2023_baseline; every value " + PROVENANCE + "\n"
         text += yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        _write_atomic(path, text)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write text to path so that a killed write leaves the old file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)  # mkstemp makes the file private; give it a normal file's mode
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def read_baseline_ensemble(path: Optional[PathLike] = None,
@@ -387,6 +397,121 @@ def _response(p: dict, sp: str, station: str, contrib: pd.DataFrame, unit: float
     return value / unit if unit else 0.0
 
 
+# ----- stored unit responses ----------------------------------------------------------------
+# A year-long contributions run costs 15-30 s (several minutes under AddressSanitizer); the
+# plan's question needs one per scenario. The responses the engine computed for the plan
+# of notebook 01 are stored with the key of what they were computed from (the scenario's
+# whole network document, the standard, the priors, year, stations, step and the engine's
+# version): plan_outcome uses a stored table only when its key is the current one, so an
+# edited network, prior, plan or engine falls back to the engine, never to stale numbers.
+RESPONSES_FORMAT = "qingshui-unit-responses"
+RESPONSES_VERSION = 1
+RESPONSES_COMMAND = "scripts/plan_responses"
+
+
+def default_responses_path() -> Path:
+    """``data/yuncheng/responses_2024.yaml``: the engine's unit responses for the 2024 plan."""
+    return default_priors_path().parent / "responses_2024.yaml"
+
+
+def _jsonable(x):
+    if isinstance(x, (dt.date, dt.datetime)):
+        return x.isoformat()
+    raise TypeError(f"cannot key {type(x).__name__}")
+
+
+def response_key(priors: dict, scenario: Scenario, year: int, stations: List[str],
+                 time_step_s: float = 1800.0) -> str:
+    """SHA-256 of everything :func:`unit_responses` reads: the scenario's network document
+    with its changes, the standard, the priors' parameters, year, stations, step, engine."""
+    payload = {
+        "format": [RESPONSES_FORMAT, RESPONSES_VERSION], "engine": _qingshui.__version__,
+        "network": scenario.document(), "standard": scenario.network._native.standard_table(),
+        "parameters": priors["parameters"], "year": int(year), "stations": list(stations),
+        "time_step_s": float(time_step_s),
+    }
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=_jsonable)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _file_sha256(path: PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def store_unit_responses(scenarios: Dict[str, Scenario], priors: Optional[dict] = None,
+                         path: Optional[PathLike] = None, year: int = 2024,
+                         stations: Optional[List[str]] = None,
+                         time_step_s: float = 1800.0) -> Path:
+    """Compute each scenario's unit responses with the engine (:func:`unit_responses`, one
+    year-long run each) and write them, with their keys and provenance, to ``path``
+    (default :func:`default_responses_path`), atomically."""
+    pri = priors if priors is not None else load_baseline_priors()
+    path = Path(path) if path is not None else default_responses_path()
+    stations = list(stations) if stations is not None else list(pri["constraints"])
+    cols = [f"{p['id']}.{sp}" for p in pri["parameters"] for sp in SPECIES]
+    entries, species, networks = [], None, set()
+    for name, sc in scenarios.items():
+        resp = unit_responses(pri, scenario=sc, year=year, stations=stations, time_step_s=time_step_s)
+        species = list(resp.attrs["species"])
+        networks.add(sc.network.file)
+        rows = [[st, sp, float(r["shipped_mg_l"]), *[float(r[c]) for c in cols]]
+                for (st, sp), r in resp.iterrows()]
+        entries.append({"name": name, "changes": [c.description for c in sc.changes],
+                        "key": response_key(pri, sc, year, stations, time_step_s), "rows": rows})
+    doc = {
+        "format": RESPONSES_FORMAT, "version": RESPONSES_VERSION,
+        "src": ("E: computed by the engine (qingshui.unit_responses, one year-long run with"
+                " contributions per scenario); not a measurement"),
+        "engine": _qingshui.__version__, "created": dt.date.today().isoformat(),
+        "command": RESPONSES_COMMAND,
+        "inputs": {os.path.basename(f): _file_sha256(f) for f in sorted(networks | {pri["_path"]})},
+        "year": int(year), "time_step_s": float(time_step_s), "stations": stations,
+        "species": species, "columns": ["station", "species", "shipped_mg_l", *cols],
+        "scenarios": entries,
+    }
+    text = ("# Unit responses of the annual means to the 2023 baseline's free loads, computed by the\n"
+            "# engine for the scenarios below (see qingshui.baseline, 'stored unit responses').\n"
+            f"# Regenerate: {RESPONSES_COMMAND} (a year-long run per scenario). A table is used only\n"
+            "# while its key matches the current network, priors, plan and engine.\n")
+    text += yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100, default_flow_style=None)
+    _write_atomic(path, text)
+    return path
+
+
+def read_unit_responses(path: Optional[PathLike] = None) -> Dict[str, pd.DataFrame]:
+    """The stored tables by key (each as :func:`unit_responses` returns it, its ``attrs``
+    holding ``species``, ``year`` and the scenario's ``name``); ConfigError naming the
+    file and the field if the file is malformed."""
+    path = Path(path) if path is not None else default_responses_path()
+    doc = _read_yaml(path)
+    if not isinstance(doc, dict) or doc.get("format") != RESPONSES_FORMAT:
+        raise _err(path, f"format must be {RESPONSES_FORMAT}")
+    if doc.get("version") != RESPONSES_VERSION:
+        raise _err(path, f"version {doc.get('version')!r} is not supported (this reader: {RESPONSES_VERSION})")
+    cols, species = doc.get("columns"), doc.get("species")
+    if (not isinstance(cols, list) or cols[:3] != ["station", "species", "shipped_mg_l"]
+            or not isinstance(species, list)):
+        raise _err(path, "columns must start station, species, shipped_mg_l, and species be a list")
+    entries = doc.get("scenarios")
+    if not isinstance(entries, list):
+        raise _err(path, "scenarios: a list is required")
+    out = {}
+    for k, e in enumerate(entries):
+        where = f"scenarios[{k}]"
+        if not isinstance(e, dict) or not isinstance(e.get("key"), str) or not isinstance(e.get("rows"), list):
+            raise _err(path, f"{where}: needs key and rows")
+        for j, row in enumerate(e["rows"]):
+            if not isinstance(row, list) or len(row) != len(cols):
+                raise _err(path, f"{where}.rows[{j}]: {len(cols)} values are required")
+            for c, v in zip(cols[2:], row[2:]):
+                _finite(path, f"{where}.rows[{j}].{c}", v)
+        table = pd.DataFrame(e["rows"], columns=cols).set_index(["station", "species"])
+        table.attrs.update(species=list(species), year=int(doc.get("year", 0)), name=e.get("name"))
+        out[e["key"]] = table
+    return out
+
+
 # The surrogate's annual means differ from full runs by up to 0.55% (measured on three
 # members, 2026-12-07: the engine's positivity check makes the step slightly nonlinear in
 # the loads near large outfalls); a member's class must hold for means 2% either side.
@@ -477,6 +602,38 @@ def _member_means(ensemble: BaselineEnsemble, resp: pd.DataFrame, stations: List
     return out
 
 
+def plan_2024(network: Optional[Network] = None, yongji_from: Optional[str] = "2024-07-01") -> Scenario:
+    """The 2024 plan's measures on the Sushui as notebook 01 runs them (seed §2): the Yongji
+    city plant to Class III effluent from ``yongji_from`` (E: the seed says only "in 2024";
+    None: the whole year), the Chengxi and Linyi No. 2 plants "optimising processes", here
+    to Class IV effluent (E) for the whole year."""
+    return (Scenario(network, "2024 plan")
+            .set_effluent("yongji_city_wwtp", from_date=yongji_from, COD=20, NH3N=1.0, TP=0.2)
+            .set_effluent("chengxi_wwtp", COD=30, NH3N=1.5, TP=0.3)
+            .set_effluent("linyi_shouchuang_2_wwtp", COD=30, NH3N=1.5, TP=0.3))
+
+
+def without_each(plan: Scenario) -> Dict[str, Scenario]:
+    """The plan less one of its changes, for each change: ``{"without <change>": scenario}``
+    (each measure's contribution is the plan's answer against these)."""
+    out = {}
+    for k, change in enumerate(plan.changes):
+        sc = plan.copy(f"{plan.name} without {change.description}")
+        sc.changes = plan.changes[:k] + plan.changes[k + 1:]
+        out[f"without {change.description}"] = sc
+    return out
+
+
+def plan_2024_scenarios(network: Optional[Network] = None) -> Dict[str, Scenario]:
+    """Every scenario of the plan's question as notebook 01 and data/yuncheng/README.md ask
+    it: the network without the plan, the plan, the plan less each measure, and the plan
+    with the Yongji upgrade from January. The stored responses are these."""
+    net = network if network is not None else load_network()
+    plan = plan_2024(net)
+    return {"without the plan": Scenario(net, "no plan"), "plan": plan, **without_each(plan),
+            "with the Yongji upgrade from January": plan_2024(net, yongji_from=None)}
+
+
 @dataclass
 class PlanOutcome:
     """What a plan does on every member of the calibrated ensemble, by annual classes.
@@ -486,6 +643,7 @@ class PlanOutcome:
     sensitivity: per parameter, the rank correlation (Spearman) of its value with each
     station's worst ratio to the target's limits under the plan — the unknown load the
     answer depends on most has the largest |value|.
+    origin: per scenario, "stored" or "engine" (below).
     """
 
     year: int
@@ -493,24 +651,41 @@ class PlanOutcome:
     probability: pd.DataFrame
     members: pd.DataFrame
     sensitivity: pd.DataFrame
+    origin: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    """Per scenario, where its unit responses came from: "stored" (the responses file, its
+    key matching) or "engine" (computed by this call)."""
 
 
 def plan_outcome(ensemble: BaselineEnsemble, plan: Scenario, year: int = 2024, target: str = "III",
                  stations: Optional[List[str]] = None,
                  without: Optional[Dict[str, Scenario]] = None,
-                 time_step_s: float = 1800.0) -> PlanOutcome:
+                 time_step_s: float = 1800.0,
+                 responses: Union[PathLike, None, bool] = None) -> PlanOutcome:
     """Run ``plan`` (and the network without it, and each scenario in ``without``, e.g.
-    the plan less one measure) over ``year`` on every member of ``ensemble`` and class the
-    annual means. One year-long contributions run per scenario (~30 s each); the members
-    then follow by the linear surrogate (within 0.56% of full runs, 2026-12-07).
-    ``time_step_s`` is the runs' step (Scenario.run's default, 1800 s)."""
+    :func:`without_each` of it) over ``year`` on every member of ``ensemble`` and class the
+    annual means. Each scenario needs its unit responses: one year-long contributions run
+    (~15-30 s), or the stored table in ``responses`` (default
+    :func:`default_responses_path`; False: always run) when its key is this scenario's,
+    network's, priors', year's, stations', step's and engine's (:func:`response_key`).
+    The members then follow by the linear surrogate (within 0.56% of full runs,
+    2026-12-07). ``time_step_s`` is the runs' step (Scenario.run's default, 1800 s)."""
     stations = list(stations) if stations is not None else list(ensemble.priors["constraints"])
     scenarios = {"without the plan": Scenario(plan.network, "no plan"), "plan": plan}
     scenarios.update(without or {})
-    rows, prob, ratios = [], {}, {}
+    stored: Dict[str, pd.DataFrame] = {}
+    if responses is not False:
+        path = Path(responses) if responses not in (None, True) else default_responses_path()
+        if responses not in (None, True) or path.exists():
+            stored = read_unit_responses(path)
+    rows, prob, ratios, origin = [], {}, {}, {}
     for name, sc in scenarios.items():
-        resp = unit_responses(ensemble.priors, scenario=sc, year=year, stations=stations,
-                              time_step_s=time_step_s)
+        key = response_key(ensemble.priors, sc, year, stations, time_step_s) if stored else None
+        if key in stored:
+            resp, origin[name] = stored[key], "stored"
+            resp.attrs["standard"] = sc.network._native.standard_table()
+        else:
+            resp, origin[name] = unit_responses(ensemble.priors, scenario=sc, year=year, stations=stations,
+                                                time_step_s=time_step_s), "engine"
         std = resp.attrs["standard"]
         classes = list(std["classes"])
         if target not in classes:
@@ -537,4 +712,5 @@ def plan_outcome(ensemble: BaselineEnsemble, plan: Scenario, year: int = 2024, t
         rr = pd.Series(r).rank()
         sens[station] = ranks.apply(lambda col: np.corrcoef(col, rr)[0, 1] if col.std() > 0 else 0.0)
     sensitivity = pd.DataFrame(sens)
-    return PlanOutcome(int(year), target, probability, pd.DataFrame(rows), sensitivity)
+    return PlanOutcome(int(year), target, probability, pd.DataFrame(rows), sensitivity,
+                       pd.Series(origin, name="unit responses"))
