@@ -3,6 +3,7 @@
 and 10000 steps (hyperfine-style: warm-up runs, then N timed runs, median reported).
 
 usage: time_otis.py QINGSHUI_BINARY [--runs 15] [--warmup 2] [--segments 5000] [--steps 10000]
+                    [--scheme qingshui|rk2|otis]
 
 Prints each run's wall and user+sys CPU time, then min / median / max. The machine this was
 written for is shared, so the CPU time (which other processes do not inflate much) is
@@ -19,14 +20,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_once(binary, deck, out):
+def run_once(binary, deck, out, scheme):
     t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-        os.execv(binary, [binary, "otis", deck, "--out-dir", out])
+        os.execv(binary, [binary, "otis", deck, "--out-dir", out, "--scheme", scheme])
     _, status, ru = os.wait4(pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:
@@ -41,20 +42,21 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--segments", type=int, default=5000)
     ap.add_argument("--steps", type=int, default=10000)
+    ap.add_argument("--scheme", default="qingshui", choices=["qingshui", "rk2", "otis"])
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="qs_app3_")
     deck, out = os.path.join(tmp, "deck"), os.path.join(tmp, "out")
     os.makedirs(out)
     subprocess.check_call(["/usr/bin/python3", os.path.join(HERE, "make_app3_scaled.py"), deck,
                            "--segments", str(a.segments), "--steps", str(a.steps)])
-    report = subprocess.run([a.binary, "otis", deck, "--out-dir", out], capture_output=True,
-                            text=True, check=True)
+    report = subprocess.run([a.binary, "otis", deck, "--out-dir", out, "--scheme", a.scheme],
+                            capture_output=True, text=True, check=True)
     print(report.stdout.strip().splitlines()[-1] if report.stdout.strip() else "")
     for _ in range(a.warmup):
-        run_once(a.binary, deck, out)
+        run_once(a.binary, deck, out, a.scheme)
     walls, cpus = [], []
     for k in range(a.runs):
-        w, c = run_once(a.binary, deck, out)
+        w, c = run_once(a.binary, deck, out, a.scheme)
         walls.append(w)
         cpus.append(c)
         print("run %2d: wall %.3f s, cpu %.3f s" % (k + 1, w, c))

@@ -151,8 +151,12 @@ void BindTransport(py::module_& parent) {
       .def_readwrite("output_times_s", &TransportProblem::output_times_s)
       .def_readwrite("stations", &TransportProblem::stations);
 
-  py::class_<TransportOptions>(m, "TransportOptions")
-      .def(py::init<>())
+  py::class_<TransportOptions> options(m, "TransportOptions");
+  py::enum_<TransportOptions::Advection>(options, "Advection")
+      .value("LIMITED_LAX_WENDROFF", TransportOptions::Advection::kLimitedLaxWendroff)
+      .value("SSP_RK2", TransportOptions::Advection::kSspRk2);
+  options.def(py::init<>())
+      .def_readwrite("advection", &TransportOptions::advection)
       .def_readwrite("max_courant", &TransportOptions::max_courant)
       .def_readwrite("positive_implicit", &TransportOptions::positive_implicit)
       .def_readwrite("adaptive_implicit", &TransportOptions::adaptive_implicit)

@@ -1,7 +1,8 @@
-// `qingshui otis DECK_DIR --out-dir OUT_DIR [--scheme qingshui|otis]` — runs a USGS OTIS
-// input deck with the Qingshui transport engine (default) or with OTIS's own numerical
-// method (--scheme otis, to reproduce OTIS's numbers) and writes every output file named in
-// control.inp in OTIS's format. Files are written atomically (temporary file, then rename).
+// `qingshui otis DECK_DIR --out-dir OUT_DIR [--scheme qingshui|rk2|otis]` — runs a USGS OTIS
+// input deck with the Qingshui transport engine (default; rk2: its Runge-Kutta advection)
+// or with OTIS's own numerical method (--scheme otis, to reproduce OTIS's numbers) and
+// writes every output file named in control.inp in OTIS's format. Files are written
+// atomically (temporary file, then rename).
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,7 +22,7 @@ namespace qingshui::cli {
 namespace {
 
 void Usage(std::ostream& out) {
-  out << "usage: qingshui otis DECK_DIR [--out-dir OUT_DIR] [--scheme qingshui|otis]\n\n"
+  out << "usage: qingshui otis DECK_DIR [--out-dir OUT_DIR] [--scheme qingshui|rk2|otis]\n\n"
          "Runs the OTIS deck in DECK_DIR (control.inp names the parameter, flow and output\n"
          "files) and writes the output files to OUT_DIR (default: DECK_DIR) in OTIS's format.\n\n"
          "--scheme qingshui  (default) Qingshui's transport scheme: limited (TVD) advection,\n"
@@ -31,6 +32,10 @@ void Usage(std::ostream& out) {
          "                   the 13 decks of docs/methods.md section 4 at least as accurate\n"
          "                   as OTIS against refined runs and exact solutions; differs from\n"
          "                   OTIS's output where OTIS's own discretization error is large.\n"
+         "--scheme rk2       Qingshui's scheme with the advection integrated by a two-stage\n"
+         "                   SSP Runge-Kutta method (method of lines): second order in time\n"
+         "                   at a fixed grid, but more numerical diffusion at the deck's\n"
+         "                   Courant number and slower (docs/methods.md section 4).\n"
          "--scheme otis      OTIS's own method (Runkel 1998; Crank-Nicolson with centred\n"
          "                   differences at the deck's TSTEP) to reproduce OTIS's numbers,\n"
          "                   including its overshoot when Q TSTEP / (A dx) > 1. Also accepts a\n"
@@ -56,8 +61,9 @@ int RunOtis(const Args& args, std::ostream& out, std::ostream& err) {
       Usage(out);
       return kExitOk;
     } else if (a == "--scheme") {
-      if (k + 1 >= args.size() || (args[k + 1] != "qingshui" && args[k + 1] != "otis")) {
-        err << "qingshui otis: --scheme needs 'qingshui' or 'otis'\n";
+      if (k + 1 >= args.size() ||
+          (args[k + 1] != "qingshui" && args[k + 1] != "rk2" && args[k + 1] != "otis")) {
+        err << "qingshui otis: --scheme needs 'qingshui', 'rk2' or 'otis'\n";
         return kExitInvalidInput;
       }
       scheme = args[++k];
@@ -107,7 +113,9 @@ int RunOtis(const Args& args, std::ostream& out, std::ostream& err) {
     result = RunOtisScheme(d);
   } else {
     transport::TransportProblem problem = OtisProblem(d);
-    result = transport::TransportSolver(OtisOptions(d)).Run(problem);
+    transport::TransportOptions options = OtisOptions(d);
+    if (scheme == "rk2") options.advection = transport::TransportOptions::Advection::kSspRk2;
+    result = transport::TransportSolver(options).Run(problem);
   }
   for (const OtisOutputFile& f : FormatOtisOutputs(d, result)) {
     WriteFileAtomically((std::filesystem::path(out_dir) / f.name).string(), f.contents);

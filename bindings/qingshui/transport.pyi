@@ -122,6 +122,12 @@ class TimeSeries:
 
 class TransportOptions:
     def __init__(self) -> None: ...
+    class Advection:
+        LIMITED_LAX_WENDROFF: Advection
+        SSP_RK2: Advection
+        value: int
+        name: str
+    advection: TransportOptions.Advection
     max_courant: float
     positive_implicit: bool
     adaptive_implicit: bool

@@ -130,6 +130,10 @@ bool TimeSeries::IsValid(std::string* error) const {
 }
 
 bool TransportOptions::IsValid(std::string* error) const {
+  if (advection != Advection::kLimitedLaxWendroff && advection != Advection::kSspRk2) {
+    *error = "advection must be kLimitedLaxWendroff or kSspRk2";
+    return false;
+  }
   if (!(max_courant > 0.0 && max_courant <= 1.0)) {
     *error = "max_courant must be in (0, 1]";
     return false;

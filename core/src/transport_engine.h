@@ -182,6 +182,7 @@ struct Item {
   std::vector<unsigned char> cflag;  // per cell: flagged by the 8-lane back substitution
   int ncand = 0;
   AdvCoef adv;
+  std::vector<double> rk0;  // Advection::kSspRk2: the state at the start of a sub-step
   // Joint fallback (members not independent): failure flag, state and budget to restore.
   bool any_fail = false;
   Budget budget_before;
@@ -286,6 +287,8 @@ class Engine {
   void AdvectHalf(Item& it, const Block& B, double ta, int nsub);
   template <int kMb>
   void AdvectSub(Item& it, const Block& B, double t0, double t1);
+  template <int kMb>
+  void AdvectSspRk2(Item& it, const Block& B, double t0, double t1);
   enum ImplicitMode { kIndependent, kCandidate, kFallback };
   void Implicit(Item& it, const Block& B, double ta, double tb, double tf, int mode,
                 std::vector<int>* deferred = nullptr, int col0 = 0);

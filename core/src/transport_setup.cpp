@@ -384,7 +384,11 @@ int Engine::AdvectionSubsteps(const Hydraulics& h, double tau) const {
     }
   }
   // In floating point first: a nearly dry segment can ask for more than INT_MAX.
-  const double n = std::max(1.0, std::ceil(nu / opt_.max_courant - 1e-12));
+  // The SSP Runge-Kutta advection's stages are forward-Euler steps, positive up to 0.5.
+  const double bound = opt_.advection == TransportOptions::Advection::kSspRk2
+                           ? std::min(opt_.max_courant, 0.5)
+                           : opt_.max_courant;
+  const double n = std::max(1.0, std::ceil(nu / bound - 1e-12));
   if (!(n <= opt_.max_substeps)) {
     std::ostringstream msg;
     msg << "transport: advection needs " << n << " sub-steps in one half step (max_substeps "

@@ -167,9 +167,24 @@ struct TransportProblem {
 };
 
 struct TransportOptions {
+  // How the advection halves of the split step (A I A) are integrated in time
+  // (docs/methods.md section 2 and section 4, "Time error at a fixed grid").
+  enum class Advection {
+    // One-step limited Lax-Wendroff (van Leer limiter): one flux evaluation per sub-step;
+    // its time and space errors are coupled (first order in time at a fixed grid).
+    kLimitedLaxWendroff,
+    // Method of lines: the semi-discrete van Leer (MUSCL) fluxes integrated with the
+    // two-stage strong-stability-preserving Runge-Kutta method (Heun; Shu & Osher 1988):
+    // second order in time at a fixed grid, two flux evaluations per sub-step, and
+    // sub-steps of at most Courant 0.5 (its positivity bound).
+    kSspRk2,
+  };
+  Advection advection = Advection::kLimitedLaxWendroff;
   // Largest Courant number of an explicit advection sub-step. 0.75 is the bound under
   // which the limited scheme is provably positive and free of new extrema on any grid,
   // including junctions and cells whose inflow and outflow differ (docs/methods.md).
+  // With Advection::kSspRk2 the bound is 0.5 (each stage is such a step): the smaller of
+  // the two is used.
   double max_courant = 0.75;
   // Keep the implicit (Crank-Nicolson) part positive and free of oscillation
   // (docs/methods.md). Turning it off gives plain CN at the user's step.
