@@ -119,6 +119,10 @@ TEST(TeamInTheField, APointBetweenNeighbouringOutfallsSeparatesThem) {
   const std::string json = TraceResultJson(r);
   EXPECT_NE(json.find("{\"reach\": \"sushui_linyi\", \"km\": "), std::string::npos);
   EXPECT_NE(json.find("\"team_distance_km\": "), std::string::npos);
+  EXPECT_NE(json.find("\"team\": {\"at\": \"sushui_linyi_yongji\", \"speed_kmh\": 30, "
+                      "\"within_h\": 2}"),
+            std::string::npos);
+  EXPECT_EQ(TraceResultJson(s).find("\"team\""), std::string::npos);
 }
 
 TEST(TeamInTheField, OnlyPlacesTheTeamCanReachByThen) {

@@ -70,6 +70,11 @@ TraceResult Trace(const Network& net, const ObservationSet& obs, const TraceOpti
   run.c.net = &net;
   run.c.options = resolved;
   run.prep = detail::PrepareContext(run.c, net, obs, resolved, run.result.summary);
+  if (!resolved.team_at.empty()) {
+    run.result.summary.team_at = resolved.team_at;
+    run.result.summary.team_speed_kmh = resolved.team_speed_kmh;
+    run.result.summary.team_within_s = resolved.recommend_within_s;
+  }
   run.model = std::make_unique<Model>(run.c.kernels, run.c.table, detail::kFitReweightingPasses);
   run.coarse = std::make_unique<Model>(run.c.kernels, run.c.table, 1);
   run.max_sources =

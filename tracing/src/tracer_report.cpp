@@ -167,6 +167,11 @@ std::string TraceResultJson(const TraceResult& r) {
     o << "}}";
   }
   o << "],\n    \"next_samples_note\": " << Str(r.next_samples_note);
+  if (!s.team_at.empty()) {
+    o << ",\n    \"team\": {\"at\": " << Str(s.team_at)
+      << ", \"speed_kmh\": " << Num(s.team_speed_kmh)
+      << ", \"within_h\": " << Num(s.team_within_s / 3600.0) << "}";
+  }
   o << ",\n    \"noise_scale\": " << Num(s.noise_scale, 4) << ", \"fits\": " << s.num_fits
     << ", \"evaluations\": " << s.num_evaluations << ", \"kernel_s\": " << Num(s.kernel_seconds, 4)
     << ", \"fit_s\": " << Num(s.fit_seconds, 4) << ",\n    \"warnings\": " << StrList(s.warnings)

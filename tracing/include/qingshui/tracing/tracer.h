@@ -137,6 +137,10 @@ struct TraceSummary {
   double noise_scale = 1.0;       // sqrt of the misfit per degree of freedom (>= 1 applied)
   double kernel_seconds = 0.0, fit_seconds = 0.0, total_seconds = 0.0;
   std::vector<std::string> unobservable;  // candidates no observed station can see
+  // The team in the field recommendations were made for (TraceOptions::team_at; empty =
+  // none), its speed and the window used (with the 2-h default applied).
+  std::string team_at;
+  double team_speed_kmh = NAN, team_within_s = NAN;
   std::vector<std::string> warnings;
   std::string BriefReport() const;
 };
