@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   std::string network = QINGSHUI_SOURCE_DIR "/data/yuncheng/network.yaml";
   std::string priors_path = QINGSHUI_SOURCE_DIR "/data/tracing/source_signatures.yaml";
   std::vector<std::string> rivers = {"fen", "sushui"};
+  bool team = false;  // --team: each drill traced with a team at its first source
   for (int i = 1; i < argc; ++i) {
     auto next = [&]() -> std::string {
       if (i + 1 >= argc) {
@@ -78,6 +79,8 @@ int main(int argc, char** argv) {
       network = next();
     } else if (a == "--priors") {
       priors_path = next();
+    } else if (a == "--team") {
+      team = true;
     } else if (a == "--rivers") {
       rivers.clear();
       std::stringstream ss(next());
@@ -86,7 +89,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--drills N] [--two N] [--none N] [--seed S] [--threads T] [--rivers "
-                   "fen,sushui]\n",
+                   "fen,sushui] [--team]\n",
                    argv[0]);
       return 2;
     }
@@ -101,7 +104,14 @@ int main(int argc, char** argv) {
     const ScenarioRun sim = RunScenario(net, truth->scenario);
     ObservationSet obs;
     obs.rows = sim.observations;
-    return ScoreDrill(*truth, Trace(net, obs, to));
+    TraceOptions drill_options = to;
+    if (team && !truth->sources.empty()) {
+      // A team at the first true source (docs/tracing.md §7): recommendations at river
+      // points too, with their kernels — what --team costs a query.
+      const Source* src = net.FindSource(truth->sources[0]);
+      if (src) drill_options.team_at = PointLabel(src->reach, src->km);
+    }
+    return ScoreDrill(*truth, Trace(net, obs, drill_options));
   };
 
   std::printf("## Drills (seed %llu, %d per river, %d two-source, %d no-release; threads %d)\n\n",
