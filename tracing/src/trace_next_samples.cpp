@@ -33,6 +33,11 @@ constexpr double kMinInformationNats = 0.01;
 // leaders as well as points would.
 constexpr double kPointsBelowKm = 40.0;
 
+// The point kernels run only as far as the recommendations read them, times this margin:
+// above the engine's largest dispersion factor the tables spread travel times by dilations
+// (kernels.h), which read the step response somewhat beyond the time they are for.
+constexpr double kHorizonMargin = 1.5;
+
 struct Lead {
   std::string label;
   double p;
@@ -102,35 +107,63 @@ void RecommendNextSamples(TraceRun& run) {
   }
   ResponseKernels point_kernels;
   std::unique_ptr<Model> point_model;
-  std::map<int, int> point_index;  // trace kernel point -> point-kernel point
+  // The leads' releases as the point kernels index them: [lead][release].
+  std::vector<std::vector<ReleaseSpec>> point_specs(leads.size());
   if (team && leads.size() >= 2 && ptot > 0 && options.recommend_point_spacing_km > 0) {
     std::vector<RiverPlace> below;
     std::vector<KernelPoint> kpoints;
+    std::map<int, int> point_index;  // trace kernel point -> point-kernel point
     auto use_point = [&](int p) {
-      if (point_index.count(p)) return;
-      point_index[p] = static_cast<int>(kpoints.size());
-      kpoints.push_back(c.kernels.points[p]);
+      if (!point_index.count(p)) {
+        point_index[p] = static_cast<int>(kpoints.size());
+        kpoints.push_back(c.kernels.points[p]);
+      }
+      return point_index[p];
     };
-    for (const auto& l : leads) {
-      if (l.fit < 0) continue;
-      const Fit& f = fits[l.fit];
+    // The kernels need to reach as far in reference time as the latest hour looked at
+    // (Model::Unit's argument f (t − t0) − shift); beyond that nothing is read.
+    double needed_s = 0.0;
+    const double t_last = w_end + options.recommend_horizon_s;
+    for (size_t l = 0; l < leads.size(); ++l) {
+      if (leads[l].fit < 0) continue;
+      const Fit& f = fits[leads[l].fit];
+      const int P = f.spec.num_params();
       for (size_t j = 0; j < f.spec.releases.size(); ++j) {
         const ReleaseSpec& r = f.spec.releases[j];
+        const double* th = f.theta.data() + f.spec.offset(static_cast<int>(j));
+        Model::Prepared q;
+        run.model->Prepare(r, th, f.theta[P - 2], f.theta[P - 1], &q);
+        ReleaseSpec pr = r;
         RiverPlace at;
+        double shift = 0.0;
         if (r.unregistered()) {
-          for (int p : r.reach_points) use_point(p);
-          at = {r.reach, f.theta[f.spec.offset(static_cast<int>(j)) + 2]};
+          // Only the two kernel points around the release's km are read (Model::Prepare):
+          // the same interpolation from a spec of just those two.
+          pr.reach_points.clear();
+          pr.reach_km.clear();
+          pr.reach_tau.clear();
+          for (int i : {q.lo, q.hi}) {
+            if (i < 0) continue;
+            pr.reach_points.push_back(use_point(r.reach_points[i]));
+            pr.reach_km.push_back(r.reach_km[i]);
+            pr.reach_tau.push_back(r.reach_tau[i]);
+          }
+          shift = std::min({0.0, q.lo >= 0 ? q.shift_lo : 0.0, q.hi >= 0 ? q.shift_hi : 0.0});
+          at = {r.reach, th[2]};
         } else {
-          use_point(r.point);
+          pr.point = use_point(r.point);
           at = {c.kernels.points[r.point].reach, c.kernels.points[r.point].km};
         }
-        for (const RiverPlace& q :
+        point_specs[l].push_back(std::move(pr));
+        needed_s = std::max(needed_s, q.f * (t_last - q.t0) - shift);
+        for (const RiverPlace& p :
              PointsBelow(net, at, options.recommend_point_spacing_km, kPointsBelowKm))
-          below.push_back(q);
+          below.push_back(p);
       }
     }
     KernelOptions ko = c.kernels.options;
     ko.sampling_points.clear();
+    ko.horizon_s = std::min(ko.horizon_s, kHorizonMargin * needed_s + 2 * ko.time_step_s);
     std::set<std::string> seen_labels;
     for (const RiverPlace& q : below) {
       SamplingPoint sp;
@@ -172,11 +205,7 @@ void RecommendNextSamples(TraceRun& run) {
       const int P = f.spec.num_params();
       PreparedLead& pl = prepared[m][l];
       for (size_t j = 0; j < f.spec.releases.size(); ++j) {
-        ReleaseSpec r = f.spec.releases[j];
-        if (m == 1) {
-          if (r.point >= 0) r.point = point_index.at(r.point);
-          for (int& p : r.reach_points) p = point_index.at(p);
-        }
+        ReleaseSpec r = m == 1 ? point_specs[l][j] : f.spec.releases[j];
         Model::Prepared q;
         models[m]->Prepare(r, f.theta.data() + f.spec.offset(static_cast<int>(j)), f.theta[P - 2],
                            f.theta[P - 1], &q);
