@@ -30,7 +30,7 @@ const std::string kNetwork = QINGSHUI_SOURCE_DIR "/data/yuncheng/network.yaml";
 const std::string kPriors = QINGSHUI_SOURCE_DIR "/data/tracing/source_signatures.yaml";
 
 struct Query {
-  std::string name, source, file;
+  std::string name, source, file, team_at;
 };
 
 // Three events, one per river system, simulated once with perturbed hydraulics and 10%
@@ -41,9 +41,9 @@ const std::vector<Query>& Queries() {
     const std::string dir =
         (std::filesystem::temp_directory_path() / "qingshui_trace_bench").string();
     std::filesystem::create_directories(dir);
-    std::vector<Query> q = {{"fen_jishan", "jishan_wwtp", ""},
-                            {"sushui_chengxi", "chengxi_wwtp", ""},
-                            {"yaoxian_xia", "xia_county_wwtp", ""}};
+    std::vector<Query> q = {{"fen_jishan", "jishan_wwtp", "", "fen_jishan_hejin"},
+                            {"sushui_chengxi", "chengxi_wwtp", "", "sushui_yanhu_linyi"},
+                            {"yaoxian_xia", "xia_county_wwtp", "", "yaoxian_xia_yanhu"}};
     int i = 0;
     for (auto& x : q) {
       const std::string text =
@@ -65,29 +65,37 @@ const std::vector<Query>& Queries() {
   return queries;
 }
 
-TraceResult OneQuery(const Query& q, int threads) {
+// With `team`, a team in the field at the first section below the source (docs/tracing.md
+// §7, "A team in the field"): recommendations also at river points, with their kernels.
+TraceResult OneQuery(const Query& q, int threads, bool team = false) {
   const Network net = LoadNetwork(kNetwork);
   TraceOptions o;
   o.priors = LoadTracingPriors(kPriors);
   o.num_threads = threads;
+  if (team) o.team_at = q.team_at;
   return Trace(net, ReadObservationsCsv(q.file), o);
 }
 
 void BM_TraceQuery(benchmark::State& state) {
   const Query& q = Queries()[state.range(0)];
   const int threads = static_cast<int>(state.range(1));
+  const bool team = state.range(2) != 0;
   TraceResult r;
   for (auto _ : state) {
-    r = OneQuery(q, threads);
+    r = OneQuery(q, threads, team);
     benchmark::DoNotOptimize(r.hypotheses.data());
   }
   state.SetLabel(q.name + " -> " + (r.hypotheses.empty() ? "" : r.hypotheses[0].label));
   state.counters["fits"] = r.summary.num_fits;
   state.counters["kernel_s"] = r.summary.kernel_seconds;
   state.counters["fit_s"] = r.summary.fit_seconds;
+  int points = 0;
+  for (const auto& n : r.next_samples) points += n.IsPoint();
+  state.counters["point_recs"] = points;
 }
+// Third argument: 1 = with a team in the field (river points and their kernels).
 BENCHMARK(BM_TraceQuery)
-    ->ArgsProduct({{0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2}, {1, 2}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(1);

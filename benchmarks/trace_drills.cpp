@@ -5,7 +5,7 @@
 //
 //   qingshui_trace_drills [--drills 30] [--two 20] [--none 10] [--seed 1] [--threads 1]
 //                         [--network N] [--priors P] [--rivers fen,sushui] [--start ISO]
-//                         [--dump DIR]
+//                         [--dump DIR] [--team]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rivers = {"fen", "sushui"};
   std::string start = DrillOptions().start;  // window start (ISO 8601 with offset)
   std::string dump;  // directory: each drill's observations and true releases, to re-trace
+  bool team = false;  // --team: each drill traced with a team at its first source
   for (int i = 1; i < argc; ++i) {
     auto next = [&]() -> std::string {
       if (i + 1 >= argc) {
@@ -85,6 +86,8 @@ int main(int argc, char** argv) {
       dump = next();
     } else if (a == "--start") {
       start = next();
+    } else if (a == "--team") {
+      team = true;
     } else if (a == "--rivers") {
       rivers.clear();
       std::stringstream ss(next());
@@ -93,7 +96,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--drills N] [--two N] [--none N] [--seed S] [--threads T] [--rivers "
-                   "fen,sushui] [--start ISO] [--dump DIR]\n",
+                   "fen,sushui] [--start ISO] [--dump DIR] [--team]\n",
                    argv[0]);
       return 2;
     }
@@ -124,7 +127,14 @@ int main(int argc, char** argv) {
         std::fclose(f);
       }
     }
-    return ScoreDrill(*truth, Trace(net, obs, to));
+    TraceOptions drill_options = to;
+    if (team && !truth->sources.empty()) {
+      // A team at the first true source (docs/tracing.md §7): recommendations at river
+      // points too, with their kernels — what --team costs a query.
+      const Source* src = net.FindSource(truth->sources[0]);
+      if (src) drill_options.team_at = PointLabel(src->reach, src->km);
+    }
+    return ScoreDrill(*truth, Trace(net, obs, drill_options));
   };
 
   std::printf("## Drills (seed %llu, %d per river, %d two-source, %d no-release; threads %d)\n\n",

@@ -162,10 +162,16 @@ py::dict ResultDict(const TraceResult& r) {
   py::list next;
   for (const auto& n : r.next_samples) {
     py::dict d;
-    d["station"] = n.station;
+    if (n.IsPoint()) {  // a river point, as in the JSON
+      d["reach"] = n.reach;
+      d["km"] = n.km;
+    } else {
+      d["station"] = n.station;
+    }
     d["time"] = FormatIsoTime(n.time_s);
     d["expected_information_nats"] = n.expected_information_nats;
     d["within_window"] = n.within_window;
+    if (std::isfinite(n.team_distance_km)) d["team_distance_km"] = n.team_distance_km;
     py::dict pred;
     for (const auto& [label, m] : n.predictions) pred[py::str(label)] = py::cast(m);
     d["predictions"] = pred;
@@ -294,11 +300,15 @@ void BindTracing(py::module_& m) {
          const std::string& priors_path, double start_s, double end_s, int max_sources,
          double noise, const std::vector<std::string>& trace_species, bool unregistered,
          const std::string& date, int threads, double within_h,
-         const std::vector<std::string>& reach, const std::vector<double>& km) {
+         const std::vector<std::string>& reach, const std::vector<double>& km,
+         const std::string& team_at, double team_speed_kmh) {
         const ObservationSet obs =
             MakeObservations(time_s, station, species, value, label, lines, reach, km);
         TraceOptions o;
         o.recommend_within_s = within_h * 3600.0;  // NaN: each station's best time
+        if (!team_at.empty()) CheckTeamAt(net, team_at, "team_at");
+        o.team_at = team_at;
+        o.team_speed_kmh = team_speed_kmh;
         o.priors = LoadTracingPriors(priors_path);
         o.start_s = start_s;
         o.end_s = end_s;
@@ -320,7 +330,8 @@ void BindTracing(py::module_& m) {
       py::arg("end_s"), py::arg("max_sources"), py::arg("noise"), py::arg("species_traced"),
       py::arg("unregistered"), py::arg("date"), py::arg("threads"),
       py::arg("within_h") = std::numeric_limits<double>::quiet_NaN(),
-      py::arg("reach") = std::vector<std::string>{}, py::arg("km") = std::vector<double>{});
+      py::arg("reach") = std::vector<std::string>{}, py::arg("km") = std::vector<double>{},
+      py::arg("team_at") = std::string(), py::arg("team_speed_kmh") = 30.0);
   m.def(
       "release_history",
       [](const Network& net, const std::vector<double>& time_s,

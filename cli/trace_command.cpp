@@ -26,6 +26,7 @@ void TraceUsage(std::ostream& out) {
          "                      [--max-sources K] [--json] [--noise REL] [--species A,B,...]\n"
          "                      [--priors FILE] [--date YYYY-MM-DD] [--no-unregistered]\n"
          "                      [--threads N] [--within-h H]\n"
+         "                      [--team-at STATION|REACH:KM [--team-speed-kmh V]]\n"
          "       qingshui trace [--network NETWORK] --observations OBS.csv --history SOURCE_ID\n"
          "                      [--start ISO --end ISO] [--regularization tikhonov|tv]\n"
          "                      [--alpha discrepancy|lcurve] [--bin-h H] [--json]\n\n"
@@ -36,7 +37,11 @@ void TraceUsage(std::ostream& out) {
          "identifiability; and the station and time a next sample should come from\n"
          "(docs/tracing.md); --within-h H: only samples within H hours after the last one (a\n"
          "team in the field), or, when none of them separates the leaders, the earliest that\n"
-         "does, said so. Observations: CSV time,station,species,value (mg/L), ISO-8601 times;\n"
+         "does, said so. --team-at STATION|REACH:KM (e.g. fen_lower:55): a team there now\n"
+         "(at the last sample) that travels along the rivers at --team-speed-kmh V (30):\n"
+         "recommendations at stations and at river points every 1 km below the leading\n"
+         "candidates, only where the team can be by then; --within-h defaults to 2.\n"
+         "Observations: CSV time,station,species,value (mg/L), ISO-8601 times;\n"
          "samples at river points as time,reach,km,species,value, or both in one file with\n"
          "columns station,reach,km (each row fills station or reach and km).\n"
          "--history reconstructs a known source's load over time instead (non-negative\n"
@@ -58,7 +63,7 @@ double ParseTimeArg(const std::string& option, const std::string& text) {
 
 int RunTrace(const Args& args, std::ostream& out, std::ostream& err) {
   std::string network, observations, start, end, max_sources, noise, species, priors_path, date,
-      threads, history, regularization, alpha, bin_h, within_h;
+      threads, history, regularization, alpha, bin_h, within_h, team_at, team_speed;
   bool json = false, unregistered = true;
   for (size_t k = 0; k < args.size(); ++k) {
     const std::string& a = args[k];
@@ -89,6 +94,8 @@ int RunTrace(const Args& args, std::ostream& out, std::ostream& err) {
                           : a == "--alpha"          ? &alpha
                           : a == "--bin-h"          ? &bin_h
                           : a == "--within-h"       ? &within_h
+                          : a == "--team-at"        ? &team_at
+                          : a == "--team-speed-kmh" ? &team_speed
                                                     : nullptr;
     if (!target) {
       err << "qingshui trace: unknown option '" << a << "' (see qingshui trace --help)\n";
@@ -134,6 +141,16 @@ int RunTrace(const Args& args, std::ostream& out, std::ostream& err) {
   }
   if (!noise.empty()) o.noise_relative = ParseNumberOption("--noise", noise);
   if (!within_h.empty()) o.recommend_within_s = 3600.0 * ParseNumberOption("--within-h", within_h);
+  if (!team_speed.empty() && team_at.empty())
+    throw ConfigError("--team-speed-kmh: give --team-at too (where the team is)");
+  if (!team_at.empty()) {
+    tracing::CheckTeamAt(net, team_at, "--team-at");
+    o.team_at = team_at;
+  }
+  if (!team_speed.empty()) {
+    o.team_speed_kmh = ParseNumberOption("--team-speed-kmh", team_speed);
+    if (!(o.team_speed_kmh > 0)) throw ConfigError("--team-speed-kmh: expected a speed > 0 km/h");
+  }
   if (!threads.empty()) o.num_threads = static_cast<int>(ParseNumberOption("--threads", threads));
   if (!species.empty()) {
     std::stringstream ss(species);

@@ -127,6 +127,8 @@ def trace(
     date: Optional[str] = ...,
     threads: int = ...,
     within_h: Optional[float] = ...,
+    team_at: Optional[str] = ...,
+    team_speed_kmh: Optional[float] = ...,
 ) -> TraceResult: ...
 def release_history(
     observations: Union[pd.DataFrame, str, PathLike[str]],

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import _qingshui
-from ._qingshui import DataError
+from ._qingshui import ConfigError, DataError
 from .network import Network, default_network_path, load_network
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -309,22 +309,33 @@ def _result(raw: Dict[str, Any]) -> TraceResult:
     if not src.empty:
         for col in ("release_start", "release_end", "release_start_lo", "release_start_hi"):
             src[col] = _times(src[col])
+    # With a team (qs.trace(team_at=...)) the places may be river points: reach and km
+    # columns (station None) and each place's distance from the team; without, the columns
+    # are those of stations only.
+    parsed = json.loads(raw["json"])
+    team = "team" in parsed["diagnostics"]
+    nxt_columns = ["station", "time", "expected_information_nats", "within_window", "predictions"]
+    if team:
+        nxt_columns = ["station", "reach", "km", "time", "expected_information_nats",
+                       "within_window", "team_distance_km", "predictions"]
     nxt = pd.DataFrame(
         [
             {
-                "station": n["station"],
+                "station": n.get("station"),
+                "reach": n.get("reach"),
+                "km": n.get("km", float("nan")),
                 "time": _epoch(n["time"]),
                 "expected_information_nats": n["expected_information_nats"],
                 "within_window": n.get("within_window", True),
+                "team_distance_km": n.get("team_distance_km", float("nan")),
                 "predictions": n["predictions"],
             }
             for n in raw["next_samples"]
         ],
-        columns=["station", "time", "expected_information_nats", "within_window", "predictions"],
+        columns=nxt_columns,
     )
     if not nxt.empty:
         nxt["time"] = _times(nxt["time"])
-    parsed = json.loads(raw["json"])
     return TraceResult(
         hypotheses=hyp,
         sources=src,
@@ -400,6 +411,8 @@ def trace(
     date: Optional[str] = None,
     threads: int = 1,
     within_h: Optional[float] = None,
+    team_at: Optional[str] = None,
+    team_speed_kmh: Optional[float] = None,
 ) -> TraceResult:
     """Rank the sources that can explain the observations (``qingshui trace``).
 
@@ -435,6 +448,14 @@ def trace(
         hypotheses, ``next_samples`` holds the earliest that does, with ``within_window``
         False, and ``diagnostics["next_samples_note"]`` says so. Default: each station's best
         time in the next 24 h.
+    team_at : str, optional
+        Where a team in the field is now (at the last sample): a station id or
+        ``"REACH:KM"`` (``qingshui trace --team-at``). Recommendations are then stations and
+        river points every 1 km below the leading candidates (entries with ``reach`` and
+        ``km``, ``station`` None) that the team can reach by then along the rivers, each
+        with its ``team_distance_km``; ``within_h`` defaults to 2. Default: no team.
+    team_speed_kmh : float, optional
+        The team's speed along the rivers (km/h, default 30); needs ``team_at``.
 
     Returns
     -------
@@ -447,6 +468,8 @@ def trace(
     qingshui.DataError
         No usable observations in the window.
     """
+    if team_speed_kmh is not None and not team_at:
+        raise ConfigError("team_speed_kmh: give team_at too (where the team is)")
     t, st, sp, val, label, lines, reach, km = _observation_columns(observations)
     raw = _qingshui.trace(
         _native(network),
@@ -468,6 +491,8 @@ def trace(
         float("nan") if within_h is None else float(within_h),
         list(reach),
         list(km),
+        team_at or "",
+        30.0 if team_speed_kmh is None else float(team_speed_kmh),
     )
     return _result(raw)
 

@@ -194,3 +194,66 @@ def test_cli_within_h(observations, cli):
     bad = subprocess.run(args + ["--within-h", "soon"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "--within-h: expected a number, got 'soon'" in bad.stderr
+
+
+def test_team_at_recommends_points_the_team_can_reach(observations, tmp_path):
+    # Issue #16 "Recommendations anywhere": with a team at the Jishan-Hejin section, the
+    # places are stations and river points (reach, km; station None), each reachable along
+    # the rivers at the team's speed by its time; within_h defaults to 2. The JSON and the
+    # saved trace carry the point entries and the team.
+    frame, _ = observations
+    now = pd.Timestamp("2024-04-17 00:00", tz="Asia/Shanghai")
+    plain = qs.trace(frame, end=now, within_h=2)
+    team = qs.trace(frame, end=now, team_at="fen_jishan_hejin", team_speed_kmh=20)
+    assert list(team.next_samples.columns) == [
+        "station", "reach", "km", "time", "expected_information_nats", "within_window",
+        "team_distance_km", "predictions",
+    ]
+    # The ranking does not depend on the team.
+    assert team.hypotheses["label"].tolist() == plain.hypotheses["label"].tolist()
+    nxt = team.next_samples
+    assert not nxt.empty
+    points = nxt[nxt["station"].isna()]
+    assert not points.empty
+    assert (points["reach"] == "fen_lower").all()
+    # Jishan-Hejin is at km 65 of fen_lower: a point's distance is along the reach.
+    assert np.allclose(points["team_distance_km"], (points["km"] - 65).abs())
+    hours = (nxt["time"] - now).dt.total_seconds() / 3600
+    assert (nxt["team_distance_km"] / 20 <= hours + 1e-9).all()
+    assert (nxt[nxt["within_window"]]["time"] <= now + pd.Timedelta(hours=2)).all()
+    doc = json.loads(team.to_json())
+    assert doc["diagnostics"]["team"] == {"at": "fen_jishan_hejin", "speed_kmh": 20, "within_h": 2}
+    entry = next(n for n in doc["diagnostics"]["next_samples"] if "reach" in n)
+    assert "station" not in entry and isinstance(entry["km"], (int, float))
+    saved = tmp_path / "team.json"
+    saved.write_text(team.to_json(), encoding="utf-8")
+    back = qs.read_trace(saved)
+    assert back.next_samples["reach"].tolist() == nxt["reach"].tolist()
+    assert np.allclose(back.next_samples["team_distance_km"], nxt["team_distance_km"])
+
+
+def test_team_at_errors_name_the_field(observations, cli):
+    frame, path = observations
+    for place, message in [
+        ("nowhere", "team_at: unknown station 'nowhere'"),
+        ("fen_lower:500", "team_at: km 500 is outside reach fen_lower"),
+        ("no_reach:3", "team_at: unknown reach 'no_reach'"),
+    ]:
+        with pytest.raises(qs.ConfigError, match=message):
+            qs.trace(frame, team_at=place)
+    with pytest.raises(qs.ConfigError, match="team_speed_kmh"):
+        qs.trace(frame, team_at="hejin_bridge", team_speed_kmh=0)
+    with pytest.raises(qs.ConfigError, match="team_speed_kmh: give team_at too"):
+        qs.trace(frame, team_speed_kmh=20)
+    args = [str(cli), "trace", "--observations", str(path)]
+    bad = subprocess.run(args + ["--team-at", "fen_lower:500"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "--team-at: km 500 is outside reach fen_lower" in bad.stderr
+    run = subprocess.run(
+        args + ["--end", "2024-04-17T00:00+08:00", "--team-at", "fen_lower:60", "--json"],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["diagnostics"]["team"]["within_h"] == 2
+    assert any("reach" in n for n in doc["diagnostics"]["next_samples"])

@@ -4,12 +4,16 @@
 #include <memory>
 
 #include "qingshui/core/error.h"
+#include "river_places.h"
 #include "trace_context.h"
 
 namespace qingshui::tracing {
 
 using detail::Clock;
 using detail::kRecommendStepS;
+
+// With a team in the field and no --within-h: recommendations within the next two hours.
+constexpr double kDefaultTeamWithinS = 2 * 3600.0;
 using detail::Model;
 using detail::Seconds;
 using detail::TraceRun;
@@ -38,6 +42,10 @@ bool TraceOptions::IsValid(std::string* error) const {
         "recommend_within_s: expected at least 1 h (the hourly recommendation step) "
         "and at most recommend_horizon_s");
   }
+  if (!(team_speed_kmh > 0) || !std::isfinite(team_speed_kmh))
+    return fail("team_speed_kmh: expected a speed > 0 km/h");
+  if (!(recommend_point_spacing_km >= 0.1) || !std::isfinite(recommend_point_spacing_km))
+    return fail("recommend_point_spacing_km: expected at least 0.1 km");
   if (num_threads < 1) return fail("num_threads: expected >= 1");
   std::string e;
   if (!priors.IsValid(&e)) return fail("priors: " + e);
@@ -50,10 +58,23 @@ TraceResult Trace(const Network& net, const ObservationSet& obs, const TraceOpti
   const auto t_begin = Clock::now();
   std::string error;
   if (!options.IsValid(&error)) throw ConfigError("trace options: " + error);
+  TraceOptions resolved = options;
+  if (!options.team_at.empty()) {
+    detail::ParseTeamAt(net, options.team_at);  // a bad place fails before any work
+    // "Where should the team be in the next hour or two" (issue #21 item 2).
+    if (std::isnan(resolved.recommend_within_s))
+      resolved.recommend_within_s = std::min(kDefaultTeamWithinS, options.recommend_horizon_s);
+    if (!resolved.IsValid(&error)) throw ConfigError("trace options: " + error);
+  }
   TraceRun run;
   run.c.net = &net;
-  run.c.options = options;
-  run.prep = detail::PrepareContext(run.c, net, obs, options, run.result.summary);
+  run.c.options = resolved;
+  run.prep = detail::PrepareContext(run.c, net, obs, resolved, run.result.summary);
+  if (!resolved.team_at.empty()) {
+    run.result.summary.team_at = resolved.team_at;
+    run.result.summary.team_speed_kmh = resolved.team_speed_kmh;
+    run.result.summary.team_within_s = resolved.recommend_within_s;
+  }
   run.model = std::make_unique<Model>(run.c.kernels, run.c.table, detail::kFitReweightingPasses);
   run.coarse = std::make_unique<Model>(run.c.kernels, run.c.table, 1);
   run.max_sources =

@@ -108,8 +108,8 @@ class Model {
   const ObservationTable& table() const { return T_; }
   int irls_iterations() const { return irls_; }
 
- private:
-  // A release's parameters decoded once per evaluation.
+  // A release's parameters decoded once (per evaluation, or per recommendation sweep), and
+  // its response from them: Response() is Prepare() then ResponsePrepared().
   struct Prepared {
     double t0 = 0, d = 0, f = 1;
     int ga = 0;
@@ -122,6 +122,8 @@ class Model {
   void Prepare(const ReleaseSpec& r, const double* theta_j, double lnf, double lng,
                Prepared* out) const;
   double ResponsePrepared(const ReleaseSpec& r, const Prepared& q, int s, int k, double t) const;
+
+ private:
   double Unit(int p, int s, int k, double u, double d, double f, int ga, double gw,
               double shift) const;
   const ResponseKernels& K_;

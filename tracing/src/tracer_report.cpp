@@ -22,6 +22,14 @@ std::string Str(const std::string& s) { return JsonString(s); }
 
 std::string Time(double t) { return Str(FormatIsoTime(t)); }
 
+// A recommended place in the table: the station, or "REACH:KM" for a river point; with a
+// team, how far along the rivers it is.
+std::string Place(const SampleRecommendation& n) {
+  std::string name = n.IsPoint() ? PointLabel(n.reach, n.km) : n.station;
+  if (std::isfinite(n.team_distance_km)) name += " (" + Num(n.team_distance_km, 3) + " km away)";
+  return name;
+}
+
 template <typename T, typename F>
 std::string List(const std::vector<T>& v, F f) {
   std::string out = "[";
@@ -135,10 +143,18 @@ std::string TraceResultJson(const TraceResult& r) {
   o << "],\n    \"next_samples\": [";
   for (size_t i = 0; i < r.next_samples.size(); ++i) {
     const auto& n = r.next_samples[i];
-    o << (i ? "," : "") << "\n      {\"station\": " << Str(n.station)
-      << ", \"time\": " << Time(n.time_s)
+    o << (i ? "," : "") << "\n      {";
+    if (n.IsPoint()) {
+      o << "\"reach\": " << Str(n.reach) << ", \"km\": " << Num(n.km);
+    } else {
+      o << "\"station\": " << Str(n.station);
+    }
+    o << ", \"time\": " << Time(n.time_s)
       << ", \"expected_information_nats\": " << Num(n.expected_information_nats, 4)
-      << ", \"within_window\": " << (n.within_window ? "true" : "false") << ", \"predictions\": {";
+      << ", \"within_window\": " << (n.within_window ? "true" : "false");
+    if (std::isfinite(n.team_distance_km))
+      o << ", \"team_distance_km\": " << Num(n.team_distance_km, 4);
+    o << ", \"predictions\": {";
     for (size_t j = 0; j < n.predictions.size(); ++j) {
       o << (j ? ", " : "") << Str(n.predictions[j].first) << ": {";
       bool first = true;
@@ -151,6 +167,11 @@ std::string TraceResultJson(const TraceResult& r) {
     o << "}}";
   }
   o << "],\n    \"next_samples_note\": " << Str(r.next_samples_note);
+  if (!s.team_at.empty()) {
+    o << ",\n    \"team\": {\"at\": " << Str(s.team_at)
+      << ", \"speed_kmh\": " << Num(s.team_speed_kmh)
+      << ", \"within_h\": " << Num(s.team_within_s / 3600.0) << "}";
+  }
   o << ",\n    \"noise_scale\": " << Num(s.noise_scale, 4) << ", \"fits\": " << s.num_fits
     << ", \"evaluations\": " << s.num_evaluations << ", \"kernel_s\": " << Num(s.kernel_seconds, 4)
     << ", \"fit_s\": " << Num(s.fit_seconds, 4) << ",\n    \"warnings\": " << StrList(s.warnings)
@@ -261,10 +282,10 @@ std::string TraceResultTable(const TraceResult& r) {
   if (!r.next_samples.empty()) {
     const auto& n = r.next_samples[0];
     if (n.within_window) {  // else the note names it
-      o << "Next sample: " << n.station << " at " << FormatIsoTime(n.time_s)
+      o << "Next sample: " << Place(n) << " at " << FormatIsoTime(n.time_s)
         << " (expected information " << Num(n.expected_information_nats, 3) << " nats)";
       for (size_t i = 1; i < r.next_samples.size(); ++i) {
-        o << "; then " << r.next_samples[i].station << " at "
+        o << "; then " << Place(r.next_samples[i]) << " at "
           << FormatIsoTime(r.next_samples[i].time_s).substr(0, 16);
       }
       o << "\n";

@@ -52,6 +52,15 @@ struct TraceOptions {
   // hypotheses, the earliest sample up to recommend_horizon_s that does is given instead,
   // marked beyond the window, and TraceResult::next_samples_note says so.
   double recommend_within_s = NAN;
+  // A team in the field (`--team-at`, docs/tracing.md §7, "A team in the field"): where it is
+  // now (at the window's end) — a station id or "REACH:KM" — and how fast it travels along
+  // the rivers. Empty = no team (recommendations at stations only, as without it). With a
+  // team, recommendations are stations and river points every recommend_point_spacing_km
+  // below the leading candidates, each reachable by then (distance along the river network /
+  // team_speed_kmh <= time after the window's end), and recommend_within_s defaults to 2 h.
+  std::string team_at;
+  double team_speed_kmh = 30.0;
+  double recommend_point_spacing_km = 1.0;
   // Kernels and fits in parallel (results do not depend on it). One thread was faster on
   // the shared two-core machine (benchmarks/RESULTS.md, "Source tracing").
   int num_threads = 1;
@@ -99,12 +108,17 @@ struct Identifiability {
 };
 
 struct SampleRecommendation {
-  std::string station;
+  std::string station;  // a network station, or empty for a river point (reach, km)
+  std::string reach;    // a river point (with a team only): reach id and river-km
+  double km = NAN;
   double time_s = 0.0;
   double expected_information_nats = 0.0;
   // False for the fallback beyond TraceOptions::recommend_within_s (none within it
   // separates the leaders); always true without that option.
   bool within_window = true;
+  // With a team: distance along the rivers from the team's place (km); NaN without.
+  double team_distance_km = NAN;
+  bool IsPoint() const { return station.empty(); }
   // Predicted concentration (mg/L, baseline included) under the leading hypotheses.
   std::vector<std::pair<std::string, std::map<std::string, double>>> predictions;
 };
@@ -123,6 +137,10 @@ struct TraceSummary {
   double noise_scale = 1.0;       // sqrt of the misfit per degree of freedom (>= 1 applied)
   double kernel_seconds = 0.0, fit_seconds = 0.0, total_seconds = 0.0;
   std::vector<std::string> unobservable;  // candidates no observed station can see
+  // The team in the field recommendations were made for (TraceOptions::team_at; empty =
+  // none), its speed and the window used (with the 2-h default applied).
+  std::string team_at;
+  double team_speed_kmh = NAN, team_within_s = NAN;
   std::vector<std::string> warnings;
   std::string BriefReport() const;
 };
@@ -146,6 +164,13 @@ struct TraceResult {
 // DataError (no observations in the window).
 TraceResult Trace(const Network& network, const ObservationSet& observations,
                   const TraceOptions& options);
+
+// Checks a team's place (TraceOptions::team_at: a station id or "REACH:KM") against the
+// network; throws ConfigError "FIELD: ..." naming what is wrong (unknown station or reach, a
+// malformed km, a km outside the reach). Trace() does the same with the field
+// "trace options: team_at".
+void CheckTeamAt(const Network& network, const std::string& team_at,
+                 const std::string& field = "trace options: team_at");
 
 // The JSON of `qingshui trace --json` (docs/tracing.md, "Output").
 std::string TraceResultJson(const TraceResult& result);
