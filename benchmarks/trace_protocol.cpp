@@ -7,16 +7,19 @@
 //  * alarm: the first routine sample at a section above 1.5x that station's median of the
 //    previous 24 h (at least three samples) for any species;
 //  * from the alarm, every hour: a trace with everything sampled so far; with a team, it
-//    takes the top recommendation within the next `--within-h` hours (TraceOptions::
-//    recommend_within_s; the sample's value is the simulated one with the same noise) while
-//    the routine sampling goes on. The same drill is also run with routine sampling only.
+//    takes the top recommendation within the next `--within-h` hours that it can reach at
+//    `--team-speed-kmh` from its last place (TraceOptions::team_at: stations and river
+//    points; it starts at the section that raised the alarm; the sample's value is the
+//    simulated one with the same noise) while the routine sampling goes on. The same drill is
+//    also run with routine sampling only.
 // Scores per arm: the truth's place (registered sources within 1.5 km of it on its reach count
 // as one place) at P >= 0.9 within 6 h and within 12 h of the alarm; median time to that;
 // drills ever confidently wrong (another place at P >= 0.9 at some step); steps where the
 // truth's place loses more than 0.3 from one hour to the next (issue #21 item 3).
 //
 //   qingshui_trace_protocol [--drills 12] [--months 2024-06-01,2024-04-15] [--seed 1]
-//                           [--hours 12] [--within-h 2] [--threads 1] [--csv FILE]
+//                           [--hours 12] [--within-h 2] [--team-speed-kmh 30] [--threads 1]
+//                           [--csv FILE]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -67,21 +70,44 @@ struct Truth {
   }
 };
 
-Truth SimulateHourly(const Network& net, Scenario sc) {
+// Every station hourly; a river point (reach, km) on first use, by its own run of the same
+// scenario (keyed by PointLabel, as the tracer names points).
+Truth SimulateHourly(const Network& net, Scenario sc, const std::string& reach = "",
+                     double km = NAN) {
   sc.sampling.interval_s = kHour;
   sc.sampling.noise = 0.0;
-  sc.sampling.stations_keyword = "all";
   sc.sampling.stations.clear();
   sc.sampling.points.clear();
+  if (reach.empty()) {
+    sc.sampling.stations_keyword = "all";
+  } else {
+    sc.sampling.stations_keyword = "none";
+    ScenarioPoint p;
+    p.reach = reach;
+    p.km = km;
+    sc.sampling.points.push_back(p);
+  }
   const ScenarioRun run = RunScenario(net, sc);
   Truth t;
   t.t0 = sc.start_s;
   for (size_t i = 0; i < run.observations.size(); ++i) {
     const Observation& o = run.observations[i];
-    t.series[{o.station, o.species}].push_back(run.exact_mg_l[i]);
+    t.series[{SiteLabel(o), o.species}].push_back(run.exact_mg_l[i]);
   }
   return t;
 }
+
+struct PointTruths {
+  const Network* net = nullptr;
+  const Scenario* scenario = nullptr;
+  std::map<std::string, Truth> by_label;
+  double At(const std::string& reach, double km, const std::string& species, double t) {
+    const std::string label = PointLabel(reach, km);
+    auto it = by_label.find(label);
+    if (it == by_label.end()) it = by_label.emplace(label, SimulateHourly(*net, *scenario, reach, km)).first;
+    return it->second.At(label, species, t);
+  }
+};
 
 struct Place {
   std::set<std::string> labels;  // source ids that count as the truth's place
@@ -130,7 +156,8 @@ double PlaceProbability(const TraceResult& r, const Place& place) {
 }
 
 ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth& drill,
-                 const Truth& truth, bool team, double hours, double within_h, std::uint64_t seed) {
+                 const Truth& truth, bool team, double hours, double within_h,
+                 double team_speed_kmh, std::uint64_t seed) {
   ArmResult out;
   const Scenario& sc = drill.scenario;
   std::vector<std::string> sections;
@@ -177,6 +204,22 @@ ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth&
   const Place place = PlaceOf(net, drill.sources[0]);
   NormalGenerator team_noise(seed * 31 + 7);
   std::vector<Observation> team_samples;
+  PointTruths points;
+  points.net = &net;
+  points.scenario = &sc;
+  // The team starts at the section that raised the alarm and moves with each sample.
+  std::string team_at;
+  for (const auto& o : routine) {
+    if (o.time_s == t_alarm && team_at.empty()) {
+      std::vector<double> prev;
+      for (const auto& q : routine) {
+        if (q.station == o.station && q.species == o.species && q.time_s < o.time_s &&
+            q.time_s >= o.time_s - 24 * kHour)
+          prev.push_back(q.value_mg_l);
+      }
+      if (prev.size() >= 3 && o.value_mg_l > kAlarmFactor * Median(prev)) team_at = o.station;
+    }
+  }
   for (int k = 0; k <= static_cast<int>(hours); ++k) {
     const double now = t_alarm + k * kHour;
     if (now > sc.end_s) break;
@@ -190,7 +233,11 @@ ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth&
     TraceOptions to = base;
     to.start_s = sc.start_s;
     to.end_s = now;
-    if (team) to.recommend_within_s = within_h * kHour;
+    if (team) {
+      to.recommend_within_s = within_h * kHour;
+      to.team_at = team_at;
+      to.team_speed_kmh = team_speed_kmh;
+    }
     const TraceResult r = Trace(net, obs, to);
     StepRecord s;
     s.hours_after_alarm = k;
@@ -222,18 +269,22 @@ ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth&
         if (!rec.within_window) continue;
         // The team samples there at the recommended (hourly) time.
         for (const auto& sp : species) {
-          const double v = truth.At(rec.station, sp, rec.time_s);
+          const double v = rec.IsPoint() ? points.At(rec.reach, rec.km, sp, rec.time_s)
+                                         : truth.At(rec.station, sp, rec.time_s);
           if (!std::isfinite(v)) continue;
           Observation o;
           o.time_s = rec.time_s;
           o.station = rec.station;
+          o.reach = rec.reach;
+          o.km = rec.km;
           o.species = sp;
           o.value_mg_l = std::max(0.0, v * (1.0 + kNoise * team_noise.Next()));
           team_samples.push_back(o);
         }
-        s.recommendation = rec.station + "@+" +
-                           std::to_string(static_cast<int>(std::lround((rec.time_s - now) / kHour))) +
-                           "h";
+        team_at = rec.IsPoint() ? PointLabel(rec.reach, rec.km) : rec.station;
+        s.recommendation =
+            team_at + "@+" + std::to_string(static_cast<int>(std::lround((rec.time_s - now) / kHour))) +
+            "h";
         break;
       }
     }
@@ -283,7 +334,7 @@ void Score(const ArmResult& a, Tally* t) {
 
 int main(int argc, char** argv) {
   int drills = 12, threads = 1;
-  double hours = 12, within_h = 2;
+  double hours = 12, within_h = 2, team_speed_kmh = 30;
   std::uint64_t seed = 1;
   std::vector<std::string> months = {"2024-06-01T00:00:00+08:00", "2024-04-15T00:00:00+08:00"};
   std::string network = QINGSHUI_SOURCE_DIR "/data/yuncheng/network.yaml";
@@ -306,6 +357,8 @@ int main(int argc, char** argv) {
       hours = std::atof(next().c_str());
     } else if (a == "--within-h") {
       within_h = std::atof(next().c_str());
+    } else if (a == "--team-speed-kmh") {
+      team_speed_kmh = std::atof(next().c_str());
     } else if (a == "--threads") {
       threads = std::atoi(next().c_str());
     } else if (a == "--months") {
@@ -322,7 +375,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--drills N] [--months 2024-06-01,2024-04-15] [--seed S] [--hours H] "
-                   "[--within-h H] [--threads T] [--csv FILE]\n",
+                   "[--within-h H] [--team-speed-kmh V] [--threads T] [--csv FILE]\n",
                    argv[0]);
       return 2;
     }
@@ -354,7 +407,8 @@ int main(int argc, char** argv) {
       const DrillTruth drill = MakeDrill(net, base.priors, o);
       const Truth truth = SimulateHourly(net, drill.scenario);
       for (int arm = 0; arm < 2; ++arm) {
-        const ArmResult a = RunArm(net, base, drill, truth, arm == 1, hours, within_h, o.seed);
+        const ArmResult a = RunArm(net, base, drill, truth, arm == 1, hours, within_h,
+                                   team_speed_kmh, o.seed);
         Score(a, &tallies[arm]);
         if (csv) {
           for (const auto& s : a.steps) {
