@@ -81,6 +81,9 @@ Simulation BuildSimulation(const Network& net, const SimulationOptions& options)
     day.season = options.season;
     day.point_inflows = options.point_inflows;
     day.sources_as_loads = true;
+    if (auto rain = options.rain_days.find(day.date); rain != options.rain_days.end()) {
+      AddRain(rain->second, &day);
+    }
     sim.days.push_back(SteadyHydraulics(net, sim.grid, day));
   }
 

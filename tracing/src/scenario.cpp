@@ -262,6 +262,11 @@ ScenarioRun RunScenario(const Network& net, const Scenario& sc) {
   o.dispersion_factor = sc.dispersion_factor;
   o.temperature_c = sc.temperature_c;
   o.season = sc.season;
+  if (!sc.rain.dates.empty()) {
+    for (hydro::RainDay& day : hydro::RainDays(net, sc.rain)) {
+      o.rain_days[day.date] = std::move(day);
+    }
+  }
   hydro::Simulation sim = hydro::BuildSimulation(net, o);
 
   for (const auto& e : sc.events) {

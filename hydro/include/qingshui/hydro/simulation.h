@@ -6,6 +6,7 @@
 // Time: t = 0 s is 00:00 local time (Asia/Shanghai, UTC+8) of `start_date`.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "qingshui/core/transport.h"
 #include "qingshui/hydro/flow_balance.h"
 #include "qingshui/hydro/hydraulics.h"
+#include "qingshui/hydro/rain.h"
 
 namespace qingshui::hydro {
 
@@ -32,6 +34,9 @@ struct SimulationOptions {
   bool steady_initial_state = true;
   // Extra inflows for every day (scenarios: supplementation, spills as lateral water).
   std::vector<ExtraPointInflow> point_inflows;
+  // Rain of some days (hydro::RainDays, keyed by its date): that day's catchment runoff and
+  // combined-sewer overflows are added to its hydraulics, as `qingshui hydro --rain` does.
+  std::map<std::string, RainDay> rain_days;
 
   bool IsValid(std::string* error) const;
 };

@@ -32,6 +32,35 @@ struct DrillOptions {
   double release_latest_h = 84.0;
   double duration_min_h = 0.5, duration_max_h = 12.0;  // log-uniform
   double cod_min_kg = 500.0, cod_max_kg = 5000.0;      // log-uniform; other species by ratio
+
+  // Calibration drills (issue #16, "Calibrated in every season"). The defaults below leave
+  // a drill exactly as without them (their random numbers come from a second generator).
+  //
+  // Window start: 1-12 = 00:00 local of a day drawn uniformly in that month of `year`
+  // (replaces `start`); 0 = `start`.
+  int month = 0;
+  int year = 2024;
+  // Share of releases whose NH3-N and TP are drawn independently of the source kind,
+  // uniform in [min, max] × COD, instead of from the kind's species-ratio prior.
+  double independent_ratio_share = 0.0;
+  double independent_nh3n_min = 0.05, independent_nh3n_max = 0.20;
+  double independent_tp_min = 0.01, independent_tp_max = 0.03;
+  // Rain inside the window: this many consecutive days, the first drawn uniformly among
+  // the window's days, each with rain log-uniform in [min, max] mm on every catchment;
+  // the network's runoff and combined-sewer overflows follow (hydro/rain.h).
+  int rain_days = 0;
+  double rain_mm_min = 10.0, rain_mm_max = 80.0;
+  // The truth run on a grid and step the tracer does not use: every reach's segments cut
+  // into this many, and this time step (the tracer's kernels: the network's segments,
+  // TraceOptions::kernel_step_s).
+  int truth_refine = 1;
+  double truth_time_step_s = 1800.0;
+  // Storage-zone mismatch: in the truth run every reach's transient-storage area ratio and
+  // exchange rate are multiplied by factors log-uniform in [1/spread, spread] (1 = none).
+  double storage_area_spread = 1.0;
+  double storage_exchange_spread = 1.0;
+
+  bool IsValid(std::string* error) const;
 };
 
 struct DrillTruth {
@@ -41,10 +70,40 @@ struct DrillTruth {
   // River km from each source down to the first sampled station that its water passes
   // (NaN if none).
   std::vector<double> first_station_km;
+  // Strata and perturbations (one entry per source where a vector).
+  int month = 0;  // of the window start, local time
+  std::vector<double> cod_kg;
+  std::vector<bool> independent_ratio;  // NH3-N/TP drawn independently of the kind
+  // Largest |ln(ratio / kind median)| / log_sd over the species the kind's prior has
+  // (NaN if the kind has none): how atypical the release is for its kind.
+  std::vector<double> ratio_z;
+  std::vector<std::string> rain_dates;  // days with rain (empty = none)
+  // Sources that spill raw sewage in the window because of the rain (a plant whose sewers
+  // overflow, and its storm_overflow source): real releases the truth run contains beside
+  // the drill's own, which a tracer may rightly find.
+  std::vector<std::string> overflow_sources;
+  double storage_area_factor = 1.0, storage_exchange_factor = 1.0;
 };
 
+// The network the truth run uses: segments refined and storage zones perturbed as the
+// drill's options say (a copy of `network` when they are the defaults).
+Network DrillTruthNetwork(const Network& network, const DrillTruth& truth);
+// Runs the drill's truth: RunScenario on DrillTruthNetwork.
+ScenarioRun RunDrill(const Network& network, const DrillTruth& truth);
+
+// The stratum of a one-release drill (its first source), for calibration tables.
+struct DrillStratum {
+  int month = 0;
+  std::string mass;      // COD "0.2-0.6 t", "0.6-1.7 t", "1.7-5 t" (thirds of 0.2-5 t in log)
+  std::string ratio;     // "typical" (kind's prior) or "atypical" (independent of the kind)
+  std::string distance;  // to the first sampled station: "< 10 km", "10-30 km", ">= 30 km"
+  bool rain = false;
+};
+DrillStratum StratumOf(const DrillTruth& truth);
+
 // Draws a drill: sources uniformly among the river's registered sources that the priors
-// allow (prior weight > 0), masses from the kind's species-ratio prior.
+// allow (prior weight > 0), masses from the kind's species-ratio prior (or independently
+// of it, DrillOptions::independent_ratio_share). Throws ConfigError for invalid options.
 DrillTruth MakeDrill(const Network& network, const TracingPriors& priors,
                      const DrillOptions& options);
 

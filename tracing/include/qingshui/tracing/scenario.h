@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "qingshui/core/network.h"
+#include "qingshui/hydro/rain.h"
 #include "qingshui/tracing/observations.h"
 
 namespace qingshui::tracing {
@@ -65,6 +66,10 @@ struct Scenario {
   double temperature_c = 20.0;
   std::string season;  // empty = from each date
   double time_step_s = 1800.0;
+  // Daily rain per catchment (drills; none when it has no dates): runoff and combined-sewer
+  // overflows enter the hydraulics of the days it covers, as with `qingshui hydro --rain`.
+  // The series runs from its first day with the plants' buffer tanks empty.
+  hydro::RainSeries rain;
   std::vector<ScenarioEvent> events;
   ScenarioSampling sampling;
 };
