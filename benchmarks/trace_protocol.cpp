@@ -19,7 +19,7 @@
 //
 //   qingshui_trace_protocol [--drills 12] [--months 2024-06-01,2024-04-15] [--seed 1]
 //                           [--hours 12] [--within-h 2] [--team-speed-kmh 30] [--threads 1]
-//                           [--csv FILE]
+//                           [--csv FILE] [--dump DIR] [--only I]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -157,7 +157,7 @@ double PlaceProbability(const TraceResult& r, const Place& place) {
 
 ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth& drill,
                  const Truth& truth, bool team, double hours, double within_h,
-                 double team_speed_kmh, std::uint64_t seed) {
+                 double team_speed_kmh, std::uint64_t seed, const std::string& dump_dir) {
   ArmResult out;
   const Scenario& sc = drill.scenario;
   std::vector<std::string> sections;
@@ -229,6 +229,11 @@ ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth&
     }
     for (const auto& o : team_samples) {
       if (o.time_s <= now + 1e-6) obs.rows.push_back(o);
+    }
+    if (!dump_dir.empty()) {
+      WriteObservationsCsv(dump_dir + "/drill_" + std::to_string(seed) + (team ? "_team" : "_routine") +
+                               "_h" + std::to_string(k) + ".csv",
+                           obs.rows);
     }
     TraceOptions to = base;
     to.start_s = sc.start_s;
@@ -339,7 +344,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> months = {"2024-06-01T00:00:00+08:00", "2024-04-15T00:00:00+08:00"};
   std::string network = QINGSHUI_SOURCE_DIR "/data/yuncheng/network.yaml";
   std::string priors_path = QINGSHUI_SOURCE_DIR "/data/tracing/source_signatures.yaml";
-  std::string csv_path;
+  std::string csv_path, dump_dir;
+  int only = -1;  // run only this drill index (with --dump, to look at one)
   for (int i = 1; i < argc; ++i) {
     auto next = [&]() -> std::string {
       if (i + 1 >= argc) {
@@ -370,12 +376,16 @@ int main(int argc, char** argv) {
       network = next();
     } else if (a == "--priors") {
       priors_path = next();
+    } else if (a == "--dump") {
+      dump_dir = next();
+    } else if (a == "--only") {
+      only = std::atoi(next().c_str());
     } else if (a == "--csv") {
       csv_path = next();
     } else {
       std::fprintf(stderr,
                    "usage: %s [--drills N] [--months 2024-06-01,2024-04-15] [--seed S] [--hours H] "
-                   "[--within-h H] [--team-speed-kmh V] [--threads T] [--csv FILE]\n",
+                   "[--within-h H] [--team-speed-kmh V] [--threads T] [--csv FILE] [--dump DIR --only I]\n",
                    argv[0]);
       return 2;
     }
@@ -399,6 +409,7 @@ int main(int argc, char** argv) {
   for (const auto& month : months) {
     Tally tallies[2];
     for (int i = 0; i < drills; ++i) {
+      if (only >= 0 && i != only) continue;
       DrillOptions o;
       o.river = i % 2 ? "sushui" : "fen";
       o.num_sources = 1;
@@ -408,7 +419,7 @@ int main(int argc, char** argv) {
       const Truth truth = SimulateHourly(net, drill.scenario);
       for (int arm = 0; arm < 2; ++arm) {
         const ArmResult a = RunArm(net, base, drill, truth, arm == 1, hours, within_h,
-                                   team_speed_kmh, o.seed);
+                                   team_speed_kmh, o.seed, dump_dir);
         Score(a, &tallies[arm]);
         if (csv) {
           for (const auto& s : a.steps) {
