@@ -22,7 +22,7 @@ GridPosterior ReferenceGridPosterior(const Network& net, const ObservationSet& o
   Context c;
   TraceSummary sum;
   detail::PrepareContext(c, net, obs, options, sum);
-  const Model model(c.kernels, c.table, 4);
+  const Model model(*c.kernels, c.table, 4);
   const auto& pr = options.priors;
   const std::vector<double> lnd = {std::log(0.5), std::log(1.5), std::log(4.0), std::log(12.0)};
   const std::vector<double> lnf = {-0.3, -0.15, 0.0, 0.15, 0.3};
@@ -60,7 +60,7 @@ GridPosterior ReferenceGridPosterior(const Network& net, const ObservationSet& o
   for (double l : log_z) total += std::exp(l - mx);
   for (size_t i = 0; i < c.candidates.size(); ++i) {
     out.source_probability.push_back(
-        {c.kernels.points[c.candidates[i]].source_id, std::exp(log_z[i] - mx) / total});
+        {c.kernels->points[c.candidates[i]].source_id, std::exp(log_z[i] - mx) / total});
     out.evaluations += counts[i];
   }
   std::sort(out.source_probability.begin(), out.source_probability.end(),

@@ -5,10 +5,12 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include "qingshui/core/error.h"
 #include "qingshui/core/network.h"
 #include "qingshui/tracing/history.h"
+#include "qingshui/tracing/kernels.h"
 #include "qingshui/tracing/observations.h"
 #include "qingshui/tracing/priors.h"
 #include "qingshui/tracing/scenario.h"
@@ -207,6 +209,26 @@ py::dict ResultDict(const TraceResult& r) {
 }  // namespace
 
 void BindTracing(py::module_& m) {
+  py::class_<KernelCache, std::shared_ptr<KernelCache>>(
+      m, "KernelCache",
+      "Response kernels kept between traces (a trace session's): reused while the network, "
+      "hydraulics date, season, species, kernel options and sampling points stay the same.")
+      .def(py::init<>())
+      .def_property_readonly("hits", &KernelCache::hits, "Traces that reused the kernels.")
+      .def_property_readonly("misses", &KernelCache::misses, "Traces that built them.")
+      .def("clear", &KernelCache::Clear, "Drops the kernels held.");
+  m.def(
+      "check_observations",
+      [](const Network& net, const std::vector<double>& time_s,
+         const std::vector<std::string>& station, const std::vector<std::string>& species,
+         const std::vector<double>& value, const std::string& label, const std::vector<int>& lines,
+         const std::vector<std::string>& reach, const std::vector<double>& km) {
+        CheckObservationsAgainst(
+            net, MakeObservations(time_s, station, species, value, label, lines, reach, km));
+      },
+      py::arg("network"), py::arg("time_s"), py::arg("station"), py::arg("species"),
+      py::arg("value"), py::arg("label"), py::arg("lines"),
+      py::arg("reach") = std::vector<std::string>{}, py::arg("km") = std::vector<double>{});
   m.def(
       "parse_iso_time",
       [](const std::string& text) {
@@ -301,10 +323,13 @@ void BindTracing(py::module_& m) {
          double noise, const std::vector<std::string>& trace_species, bool unregistered,
          const std::string& date, int threads, double within_h,
          const std::vector<std::string>& reach, const std::vector<double>& km,
-         const std::string& team_at, double team_speed_kmh) {
+         const std::string& team_at, double team_speed_kmh,
+         std::shared_ptr<KernelCache> kernel_cache, double kernel_horizon_round_h) {
         const ObservationSet obs =
             MakeObservations(time_s, station, species, value, label, lines, reach, km);
         TraceOptions o;
+        o.kernel_cache = std::move(kernel_cache);
+        o.kernel_horizon_round_s = kernel_horizon_round_h * 3600.0;
         o.recommend_within_s = within_h * 3600.0;  // NaN: each station's best time
         if (!team_at.empty()) CheckTeamAt(net, team_at, "team_at");
         o.team_at = team_at;
@@ -331,7 +356,9 @@ void BindTracing(py::module_& m) {
       py::arg("unregistered"), py::arg("date"), py::arg("threads"),
       py::arg("within_h") = std::numeric_limits<double>::quiet_NaN(),
       py::arg("reach") = std::vector<std::string>{}, py::arg("km") = std::vector<double>{},
-      py::arg("team_at") = std::string(), py::arg("team_speed_kmh") = 30.0);
+      py::arg("team_at") = std::string(), py::arg("team_speed_kmh") = 30.0,
+      py::arg("kernel_cache") = std::shared_ptr<KernelCache>(),
+      py::arg("kernel_horizon_round_h") = 0.0);
   m.def(
       "release_history",
       [](const Network& net, const std::vector<double>& time_s,

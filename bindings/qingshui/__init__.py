@@ -23,10 +23,12 @@ from .network import Network, default_network_path, load_network
 from .forecast import exceedance_table, forecast_summary, read_forecast, read_observations, run_forecast
 from . import plot
 from .scenario import Result, Scenario, progress, run_all
-from .tracing import TraceResult, read_trace, release_history, simulate, trace
+from .tracing import KernelCache, TraceResult, TraceSession, read_trace, release_history, simulate, trace
 from .transport import run_otis
 
 __all__ = [
+    "KernelCache",
+    "TraceSession",
     "BaselineEnsemble",
     "PlanOutcome",
     "plan_outcome",

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import _qingshui
-from ._qingshui import ConfigError, DataError
+from ._qingshui import ConfigError, DataError, KernelCache
 from .network import Network, default_network_path, load_network
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -413,6 +413,8 @@ def trace(
     within_h: Optional[float] = None,
     team_at: Optional[str] = None,
     team_speed_kmh: Optional[float] = None,
+    *,
+    kernel_cache: Optional[KernelCache] = None,
 ) -> TraceResult:
     """Rank the sources that can explain the observations (``qingshui trace``).
 
@@ -456,6 +458,10 @@ def trace(
         with its ``team_distance_km``; ``within_h`` defaults to 2. Default: no team.
     team_speed_kmh : float, optional
         The team's speed along the rivers (km/h, default 30); needs ``team_at``.
+    kernel_cache : qingshui.KernelCache, optional
+        Response kernels kept between traces: reused (the answer unchanged) while the network,
+        the hydraulics date, the species and the sampling points stay those of the last trace
+        through it. ``TraceSession`` keeps one for you.
 
     Returns
     -------
@@ -468,33 +474,168 @@ def trace(
     qingshui.DataError
         No usable observations in the window.
     """
-    if team_speed_kmh is not None and not team_at:
+    options = dict(start=start, end=end, max_sources=max_sources, noise=noise, species=species,
+                   unregistered=unregistered, priors=priors, date=date, threads=threads,
+                   within_h=within_h, team_at=team_at, team_speed_kmh=team_speed_kmh)
+    return _trace_columns(_observation_columns(observations), _native(network), options,
+                          kernel_cache, 0.0)
+
+
+def _trace_columns(columns, native_network, options: Dict[str, Any], kernel_cache,
+                   horizon_round_h: float) -> TraceResult:
+    """``trace`` of observations already in columns (``_observation_columns``)."""
+    t, st, sp, val, label, lines, reach, km = columns
+    o = options
+    if o["team_speed_kmh"] is not None and not o["team_at"]:
         raise ConfigError("team_speed_kmh: give team_at too (where the team is)")
-    t, st, sp, val, label, lines, reach, km = _observation_columns(observations)
     raw = _qingshui.trace(
-        _native(network),
+        native_network,
         list(t),
         list(st),
         list(sp),
         list(val),
         label,
         list(lines),
-        os.fspath(priors) if priors is not None else os.fspath(default_priors_path()),
-        _epoch(start),
-        _epoch(end),
-        int(max_sources),
-        float(noise),
-        list(species or []),
-        bool(unregistered),
-        date or "",
-        int(threads),
-        float("nan") if within_h is None else float(within_h),
+        os.fspath(o["priors"]) if o["priors"] is not None else os.fspath(default_priors_path()),
+        _epoch(o["start"]),
+        _epoch(o["end"]),
+        int(o["max_sources"]),
+        float(o["noise"]),
+        list(o["species"] or []),
+        bool(o["unregistered"]),
+        o["date"] or "",
+        int(o["threads"]),
+        float("nan") if o["within_h"] is None else float(o["within_h"]),
         list(reach),
         list(km),
-        team_at or "",
-        30.0 if team_speed_kmh is None else float(team_speed_kmh),
+        o["team_at"] or "",
+        30.0 if o["team_speed_kmh"] is None else float(o["team_speed_kmh"]),
+        kernel_cache=kernel_cache,
+        kernel_horizon_round_h=float(horizon_round_h),
     )
     return _result(raw)
+
+
+class TraceSession:
+    """A trace kept open while samples come in (``qs.TraceSession``; docs/tracing.md §1).
+
+    Holds the observations, the options of ``qs.trace`` and a ``KernelCache``: each
+    ``trace()`` after ``add()`` reuses the response kernels while the window's hydraulics are
+    unchanged (same network, hydraulics date, species and sampling points), so an update
+    costs the fits alone. A session's kernels reach a little further ahead than a single
+    ``qs.trace``'s (their horizon is rounded up to whole ``horizon_round_h``), so its
+    answers may differ from ``qs.trace`` in the last digits; they equal
+    ``trace()`` of a fresh session on the same observations exactly.
+
+    >>> s = qs.TraceSession(None, first_samples)      # network None = the built-in one
+    >>> s.trace().credible_set_90
+    >>> s.add(team_sample)                            # a DataFrame (or CSV path) of rows
+    >>> s.next_samples()                              # traces again, then recommends
+
+    Parameters
+    ----------
+    network : qingshui.Network, path or None
+        Read once and kept.
+    observations : DataFrame or path
+        The same layouts as ``qs.trace`` (stations, river points, or both).
+    **options
+        The keyword arguments of ``qs.trace`` (``start``, ``end``, ``max_sources``, ``noise``,
+        ``species``, ``unregistered``, ``priors``, ``date``, ``threads``, ``within_h``,
+        ``team_at``, ``team_speed_kmh``).
+
+    Raises
+    ------
+    TypeError
+        An option ``qs.trace`` does not take.
+    qingshui.ConfigError, qingshui.DataError
+        Rows that are malformed or name unknown stations, reaches, km or species (naming the
+        row); checked by ``add`` too, which then keeps none of the batch.
+    """
+
+    #: The kernels' horizon is rounded up to a multiple of this (hours): a window growing by
+    #: a sample keeps its kernels for up to two days.
+    horizon_round_h = 48.0
+
+    def __init__(self, network: NetworkLike = None, observations: ObservationsLike = None,
+                 **options: Any) -> None:
+        defaults = {"start": None, "end": None, "max_sources": 3, "noise": 0.1,
+                    "species": None, "unregistered": True, "priors": None, "date": None,
+                    "threads": 1, "within_h": None, "team_at": None, "team_speed_kmh": None}
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise TypeError(f"TraceSession: unknown option(s) {', '.join(unknown)} "
+                            f"(qs.trace takes {', '.join(defaults)})")
+        if observations is None:
+            raise TypeError("TraceSession: observations are required (a DataFrame or a CSV path)")
+        self._network = network if isinstance(network, Network) else load_network(network)
+        self._options = {**defaults, **options}
+        self._cache = _qingshui.KernelCache()
+        self._columns: List[list] = [[] for _ in range(7)]  # time, station, species, value, line, reach, km
+        self._result: Optional[TraceResult] = None
+        self._stale = True
+        self.add(observations)
+
+    def add(self, observations: ObservationsLike) -> "TraceSession":
+        """Add samples (a DataFrame or CSV path in any layout ``qs.trace`` accepts).
+
+        The batch is checked against the network first (malformed rows, unknown stations,
+        reaches, km or species raise ``ConfigError``/``DataError`` naming its row) and kept
+        only when all of it is sound. Returns the session.
+        """
+        t, st, sp, val, label, lines, reach, km = _observation_columns(observations)
+        n = len(t)
+        if n == 0:
+            raise _qingshui.DataError(f"{label}: no observations to add")
+        lines = list(lines) if lines else list(range(1, n + 1))
+        reach = list(reach) if reach else [""] * n
+        km = list(km) if km else [math.nan] * n
+        _qingshui.check_observations(self._network._native, list(t), list(st), list(sp),
+                                     list(val), label, lines, reach, km)
+        first = len(self._columns[0])
+        for col, new in zip(self._columns, (t, st, sp, val, None, reach, km)):
+            col.extend(new if new is not None else range(first + 1, first + n + 1))
+        self._stale = True
+        return self
+
+    def trace(self) -> TraceResult:
+        """Trace all samples so far (what ``qs.trace`` returns), reusing the kernels."""
+        t, st, sp, val, line, reach, km = self._columns
+        points = any(reach)
+        columns = (t, st, sp, val, "<session row>", line, reach if points else [],
+                   km if points else [])
+        self._result = _trace_columns(columns, self._network._native, self._options,
+                                      self._cache, self.horizon_round_h)
+        self._stale = False
+        return self._result
+
+    def next_samples(self) -> pd.DataFrame:
+        """The recommendations of the latest trace (tracing again first if samples were added
+        since, or none was run)."""
+        if self._stale or self._result is None:
+            self.trace()
+        return self._result.next_samples
+
+    @property
+    def result(self) -> Optional[TraceResult]:
+        """The latest trace's result (None before the first)."""
+        return self._result
+
+    @property
+    def observations(self) -> pd.DataFrame:
+        """Every sample added so far: ``time, station, reach, km, species, value``."""
+        t, st, sp, val, _, reach, km = self._columns
+        return pd.DataFrame({"time": _times(t), "station": [s or None for s in st],
+                             "reach": [r or None for r in reach],
+                             "km": np.asarray(km, dtype=float), "species": sp,
+                             "value": np.asarray(val, dtype=float)})
+
+    @property
+    def kernel_cache(self) -> KernelCache:
+        """The session's kernels (``hits``, ``misses``)."""
+        return self._cache
+
+    def __len__(self) -> int:
+        return len(self._columns[0])
 
 
 def release_history(

@@ -47,11 +47,11 @@ sampling: {interval_h: 4, noise: 0.1, seed: 700001, stations: sections}
 double MonteCarloLogBayesFactor(const detail::Context& c, int point, double s2, int draws,
                                 std::uint64_t seed) {
   const auto& pr = c.options.priors;
-  const detail::Model model(c.kernels, c.table, 1);
+  const detail::Model model(*c.kernels, c.table, 1);
   const detail::HypothesisSpec spec = detail::MakeSpec(c, {detail::Registered(point)});
   const int Ks = static_cast<int>(c.species.size());
   const auto range = detail::ReferenceMassRange(c);
-  const std::string kind = c.kernels.points[point].kind;
+  const std::string kind = c.kernels->points[point].kind;
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(0.0, 1.0);
   std::normal_distribution<double> z(0.0, 1.0);
@@ -121,7 +121,7 @@ TEST(TracerUnseenRelease, NoConfidentNoReleaseWhenTheDataCannotSeeOne) {
   for (const char* id : {"xinjiang_ez_outfall", "jishan_wwtp", "hejin_2_wwtp"}) {
     int point = -1;
     for (int p : c.candidates) {
-      if (c.kernels.points[p].source_id == id) point = p;
+      if (c.kernels->points[p].source_id == id) point = p;
     }
     ASSERT_GE(point, 0) << id;
     const double mc = MonteCarloLogBayesFactor(c, point, s2, 5000, 17);

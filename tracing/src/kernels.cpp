@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <exception>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <string>
 
 #include "math_util.h"
 #include "qingshui/core/error.h"
@@ -589,6 +593,82 @@ ResponseKernels BuildKernels(const Network& net, const std::vector<KernelPoint>&
     }
   }
   return K;
+}
+
+}  // namespace qingshui::tracing
+
+namespace qingshui::tracing {
+
+namespace {
+
+// Everything the tables depend on, as text (numbers to 17 digits: a key is equal only when
+// the inputs are).
+std::string KernelKey(const Network& net, const std::vector<KernelPoint>& points,
+                      const KernelOptions& o) {
+  std::string key = net.file + "\n" + WriteNetworkYaml(net) + "\n";
+  char b[64];
+  auto num = [&](double x) {
+    std::snprintf(b, sizeof b, "%.17g,", x);
+    key += b;
+  };
+  for (const auto& p : points) {
+    key += p.reach + "|" + p.source_id + "|" + p.kind + "|";
+    num(p.km);
+    key += std::to_string(p.segment) + ";";
+  }
+  key += "\n" + o.date + "|" + o.season + "|";
+  num(o.temperature_c);
+  num(o.time_step_s);
+  num(o.horizon_s);
+  num(o.grid_spacing_km);
+  key += "|";
+  for (double g : o.direct_dispersion_factors) num(g);
+  key += "|";
+  for (double g : o.dispersion_factors) num(g);
+  key += "|";
+  for (const auto& s : o.species) key += s + ",";
+  key += "|";
+  for (const auto& sp : o.sampling_points) {
+    key += sp.id + "@" + sp.reach + ":";
+    num(sp.km);
+  }
+  return key;
+}
+
+}  // namespace
+
+std::shared_ptr<const ResponseKernels> KernelCache::Get(const Network& network,
+                                                        const std::vector<KernelPoint>& points,
+                                                        const KernelOptions& options) {
+  std::string key = KernelKey(network, points, options);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (kernels_ && key == key_) {
+    ++hits_;
+    return kernels_;
+  }
+  ++misses_;
+  kernels_.reset();  // the old tables go before the new are built (memory)
+  key_.clear();
+  auto built = std::make_shared<const ResponseKernels>(BuildKernels(network, points, options));
+  kernels_ = built;
+  key_ = std::move(key);
+  return built;
+}
+
+int KernelCache::hits() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return hits_;
+}
+
+int KernelCache::misses() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return misses_;
+}
+
+void KernelCache::Clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  kernels_.reset();
+  key_.clear();
 }
 
 }  // namespace qingshui::tracing

@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "qingshui/core/error.h"
+#include "reach_km.h"
 
 namespace qingshui::tracing {
 
@@ -366,6 +367,27 @@ void WriteObservationsCsv(const std::string& path, const std::vector<Observation
   }
   fs::rename(tmp, target, ec);
   if (ec) fail(ec.message());
+}
+
+void CheckObservationsAgainst(const Network& net, const ObservationSet& obs) {
+  for (const auto& o : obs.rows) {
+    if (!net.FindSpecies(o.species)) {
+      throw ConfigError(Located(obs.file, o.line, "species",
+                                "unknown species '" + o.species + "' (not in the network)"));
+    }
+    if (o.IsPoint()) {
+      const Reach* reach = net.FindReach(o.reach);
+      if (!reach) {
+        throw ConfigError(Located(obs.file, o.line, "reach",
+                                  "unknown reach '" + o.reach + "' (not in the network)"));
+      }
+      const std::string outside = detail::KmOutsideReach(*reach, o.km, 1e-6);
+      if (!outside.empty()) throw ConfigError(Located(obs.file, o.line, "km", outside));
+    } else if (!net.FindStation(o.station)) {
+      throw ConfigError(Located(obs.file, o.line, "station",
+                                "unknown station '" + o.station + "' (not in the network)"));
+    }
+  }
 }
 
 }  // namespace qingshui::tracing

@@ -84,7 +84,7 @@ struct Context {
   TraceOptions options;
   std::vector<std::string> species;
   ObservationTable table;
-  ResponseKernels kernels;
+  std::shared_ptr<const ResponseKernels> kernels;  // shared with a KernelCache, if any
   std::vector<int> candidates;  // registered kernel points some observed block sees
   std::vector<UReach> ureaches;
   double unreg_length_km = 0.0;

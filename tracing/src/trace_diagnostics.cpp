@@ -108,16 +108,16 @@ void CredibleSetAndGroups(TraceRun& run) {
     const auto alike = [&](int a, int b) {
       const int pa = c.candidates[a], pb = c.candidates[b];
       for (int s : observed_stations) {
-        const bool sa = c.kernels.Sees(pa, s), sb = c.kernels.Sees(pb, s);
+        const bool sa = c.kernels->Sees(pa, s), sb = c.kernels->Sees(pb, s);
         if (sa != sb) return false;
-        if (sa && std::fabs(c.kernels.TravelTime(pa, s) - c.kernels.TravelTime(pb, s)) > tol)
+        if (sa && std::fabs(c.kernels->TravelTime(pa, s) - c.kernels->TravelTime(pb, s)) > tol)
           return false;
       }
       return true;
     };
     for (const std::vector<int>& g : Groups(n, alike)) {
       std::vector<std::string> ids;
-      for (int a : g) ids.push_back(c.kernels.points[c.candidates[a]].source_id);
+      for (int a : g) ids.push_back(c.kernels->points[c.candidates[a]].source_id);
       result.groups.push_back(ids);
     }
   }

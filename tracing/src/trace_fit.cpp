@@ -151,9 +151,9 @@ std::vector<int> BlocksSeen(const Context& c, const std::vector<ReleaseSpec>& re
     bool seen = false;
     for (const auto& r : rel) {
       if (!r.unregistered()) {
-        seen = seen || c.kernels.Sees(r.point, B.station);
+        seen = seen || c.kernels->Sees(r.point, B.station);
       } else {
-        seen = seen || c.kernels.PointSees(r.reach, r.km_lo, B.station);
+        seen = seen || c.kernels->PointSees(r.reach, r.km_lo, B.station);
       }
     }
     if (seen) out.push_back(static_cast<int>(b));
@@ -180,7 +180,7 @@ std::vector<std::pair<std::string, double>> KindOptions(const Context& c, const 
   if (r.unregistered()) return pooled;
   const double eps = pr.atypical_composition;
   std::vector<std::pair<std::string, double>> options = {
-      {c.kernels.points[r.point].kind, 1.0 - eps}};
+      {c.kernels->points[r.point].kind, 1.0 - eps}};
   if (eps > 0) {
     for (const auto& o : pooled) options.push_back({o.first, eps * o.second});
   }
@@ -431,7 +431,7 @@ void ComputeCurvature(Context& c, const Model& model, Fit* fit) {
   model.Evaluate(s, fit->theta.data(), &e0, true, nullptr, &psi);
   const int rows = static_cast<int>(fit->eval.residuals.size());
   const int J = static_cast<int>(s.releases.size());
-  const int Ks = c.kernels.num_species();
+  const int Ks = c.kernels->num_species();
   fit->cost = fit->eval.cost + OtherBlocksCost(c, s);
   std::vector<double> Jm(static_cast<size_t>(rows) * P, 0.0);
   fit->dmass.assign(static_cast<size_t>(J) * Ks * P, 0.0);
@@ -506,7 +506,7 @@ void ComputeCurvature(Context& c, const Model& model, Fit* fit) {
 // likelihood). Quasi-random points with a fixed rotation: deterministic.
 double LogMassIntegral(const Context& c, const Fit& fit, double s2) {
   const int J = static_cast<int>(fit.spec.releases.size());
-  const int Ks = c.kernels.num_species();
+  const int Ks = c.kernels->num_species();
   if (J == 0) return 0.0;
   const auto& pr = c.options.priors;
   // Plain variables, not a structured binding: the lambdas below capture them (C++17
@@ -759,7 +759,7 @@ void ComputeEvidence(const Context& c, Fit* fit, double s2) {
 // --- Fits --------------------------------------------------------------------------------
 
 std::string Label(const Context& c, const ReleaseSpec& r) {
-  return r.unregistered() ? "unregistered:" + r.reach : c.kernels.points[r.point].source_id;
+  return r.unregistered() ? "unregistered:" + r.reach : c.kernels->points[r.point].source_id;
 }
 
 double LogPriorHypothesis(const Context& c, const std::vector<ReleaseSpec>& rel) {
@@ -803,15 +803,15 @@ double FirstTravelTime(const Context& c, const ReleaseSpec& r, const std::vector
   const int p = r.unregistered() ? -1 : r.point;
   for (const Block& B : c.table.blocks) {
     if (p >= 0) {
-      if (c.kernels.Sees(p, B.station)) best = std::min(best, c.kernels.TravelTime(p, B.station));
+      if (c.kernels->Sees(p, B.station)) best = std::min(best, c.kernels->TravelTime(p, B.station));
     } else {
       // The nearest reach point upstream of the release position stands in for it.
       const double x = theta[offset + 2];
       for (size_t i = 0; i < r.reach_points.size(); ++i) {
-        if (r.reach_km[i] <= x && c.kernels.Sees(r.reach_points[i], B.station) &&
-            c.kernels.PointSees(r.reach, x, B.station)) {
-          best = std::min(best, c.kernels.TravelTime(r.reach_points[i], B.station) -
-                                    (c.kernels.TravelTimeOnReach(r.reach, x) - r.reach_tau[i]));
+        if (r.reach_km[i] <= x && c.kernels->Sees(r.reach_points[i], B.station) &&
+            c.kernels->PointSees(r.reach, x, B.station)) {
+          best = std::min(best, c.kernels->TravelTime(r.reach_points[i], B.station) -
+                                    (c.kernels->TravelTimeOnReach(r.reach, x) - r.reach_tau[i]));
         }
       }
     }

@@ -215,7 +215,7 @@ void EstimateHypotheses(TraceRun& run) {
         e.km = f.theta[o + 2];
         e.km_ci90 = interval_of([&](const Fit& fm) { return find_q(fm, 2); }, r.km_lo, r.km_hi);
       } else {
-        const KernelPoint& kp = c.kernels.points[r.point];
+        const KernelPoint& kp = c.kernels->points[r.point];
         e.id = kp.source_id;
         e.kind = kp.kind;
         e.reach = kp.reach;

@@ -95,13 +95,13 @@ void RecommendNextSamples(TraceRun& run) {
   std::vector<Place> places;
   RiverPlace team_place;
   if (team) team_place = ParseTeamAt(net, options.team_at);
-  for (int s = 0; s < c.kernels.num_network_stations; ++s) {
+  for (int s = 0; s < c.kernels->num_network_stations; ++s) {
     Place pl;
     pl.s = s;
-    pl.station = c.kernels.station_ids[s];
+    pl.station = c.kernels->station_ids[s];
     if (team) {
       pl.team_km =
-          RiverDistanceKm(net, team_place, {c.kernels.station_reach[s], c.kernels.station_km[s]});
+          RiverDistanceKm(net, team_place, {c.kernels->station_reach[s], c.kernels->station_km[s]});
     }
     places.push_back(pl);
   }
@@ -116,7 +116,7 @@ void RecommendNextSamples(TraceRun& run) {
     auto use_point = [&](int p) {
       if (!point_index.count(p)) {
         point_index[p] = static_cast<int>(kpoints.size());
-        kpoints.push_back(c.kernels.points[p]);
+        kpoints.push_back(c.kernels->points[p]);
       }
       return point_index[p];
     };
@@ -152,7 +152,7 @@ void RecommendNextSamples(TraceRun& run) {
           at = {r.reach, th[2]};
         } else {
           pr.point = use_point(r.point);
-          at = {c.kernels.points[r.point].reach, c.kernels.points[r.point].km};
+          at = {c.kernels->points[r.point].reach, c.kernels->points[r.point].km};
         }
         point_specs[l].push_back(std::move(pr));
         needed_s = std::max(needed_s, q.f * (t_last - q.t0) - shift);
@@ -161,7 +161,7 @@ void RecommendNextSamples(TraceRun& run) {
           below.push_back(p);
       }
     }
-    KernelOptions ko = c.kernels.options;
+    KernelOptions ko = c.kernels->options;
     ko.sampling_points.clear();
     ko.horizon_s = std::min(ko.horizon_s, kHorizonMargin * needed_s + 2 * ko.time_step_s);
     std::set<std::string> seen_labels;
@@ -180,8 +180,8 @@ void RecommendNextSamples(TraceRun& run) {
       models.push_back(point_model.get());
       // A point in a station's segment, or in one a point before it took, has the same
       // kernels: the station (or that point) stands for it.
-      std::set<int> segments(c.kernels.station_segment.begin(),
-                             c.kernels.station_segment.begin() + c.kernels.num_network_stations);
+      std::set<int> segments(c.kernels->station_segment.begin(),
+                             c.kernels->station_segment.begin() + c.kernels->num_network_stations);
       for (int s = point_kernels.num_network_stations; s < point_kernels.num_stations(); ++s) {
         if (!segments.insert(point_kernels.station_segment[s]).second) continue;
         Place pl;
@@ -228,7 +228,7 @@ void RecommendNextSamples(TraceRun& run) {
   };
 
   // Baselines: an observed station's own; elsewhere the median of the observed ones.
-  const int S = c.kernels.num_stations();
+  const int S = c.kernels->num_stations();
   std::vector<std::vector<double>> base(S, std::vector<double>(Ks, -1.0));
   std::vector<std::vector<double>> species_bases(Ks);
   for (const Block& B : c.table.blocks) {

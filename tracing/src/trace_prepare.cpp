@@ -4,29 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <set>
 #include <tuple>
 
 #include "qingshui/core/error.h"
-#include "reach_km.h"
 #include "trace_context.h"
 
 namespace qingshui::tracing::detail {
-
-namespace {
-
-// A point sample's reach and km against the network (ConfigError naming the row).
-void CheckPointSample(const Network& net, const std::string& file, const Observation& o) {
-  const Reach* reach = net.FindReach(o.reach);
-  if (!reach) {
-    throw ConfigError(
-        Located(file, o.line, "reach", "unknown reach '" + o.reach + "' (not in the network)"));
-  }
-  const std::string outside = KmOutsideReach(*reach, o.km, 1e-6);
-  if (!outside.empty()) throw ConfigError(Located(file, o.line, "km", outside));
-}
-
-}  // namespace
 
 Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& obs,
                         const TraceOptions& options, TraceSummary& sum) {
@@ -37,20 +22,9 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
   std::vector<double>& species_median = out.species_median;
   std::set<int>& observed_stations = out.observed_stations;
   // Species traced.
+  CheckObservationsAgainst(net, obs);
   std::set<std::string> observed_species;
-  for (const auto& o : obs.rows) {
-    if (!net.FindSpecies(o.species)) {
-      throw ConfigError(Located(obs.file, o.line, "species",
-                                "unknown species '" + o.species + "' (not in the network)"));
-    }
-    if (o.IsPoint()) {
-      CheckPointSample(net, obs.file, o);
-    } else if (!net.FindStation(o.station)) {
-      throw ConfigError(Located(obs.file, o.line, "station",
-                                "unknown station '" + o.station + "' (not in the network)"));
-    }
-    observed_species.insert(o.species);
-  }
+  for (const auto& o : obs.rows) observed_species.insert(o.species);
   if (!options.species.empty()) {
     for (const auto& s : options.species) {
       if (!net.FindSpecies(s))
@@ -113,6 +87,10 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
   ko.time_step_s = options.kernel_step_s;
   ko.horizon_s =
       (w_end + options.recommend_horizon_s) - (w_start - pr.lead_s) + options.kernel_step_s;
+  if (options.kernel_horizon_round_s > 0) {
+    ko.horizon_s = std::ceil(ko.horizon_s / options.kernel_horizon_round_s - 1e-9) *
+                   options.kernel_horizon_round_s;
+  }
   ko.grid_spacing_km = options.unregistered ? options.grid_spacing_km : 0.0;
   ko.species = c.species;
   ko.num_threads = options.num_threads;
@@ -140,17 +118,19 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
       ko.sampling_points.push_back(sp);
     }
   }
-  c.kernels = BuildKernels(net, points, ko);
+  c.kernels = options.kernel_cache
+                  ? options.kernel_cache->Get(net, points, ko)
+                  : std::make_shared<const ResponseKernels>(BuildKernels(net, points, ko));
   sum.kernel_seconds = Seconds(t_kernels);
-  sum.num_kernel_points = static_cast<int>(c.kernels.points.size());
-  if (c.kernels.max_relative_mass_error > 1e-8) {
+  sum.num_kernel_points = static_cast<int>(c.kernels->points.size());
+  if (c.kernels->max_relative_mass_error > 1e-8) {
     sum.warnings.push_back("kernel mass balance error " +
-                           std::to_string(c.kernels.max_relative_mass_error));
+                           std::to_string(c.kernels->max_relative_mass_error));
   }
 
   // Observation table: blocks by station (network order) and species, rows by time.
   std::map<std::string, int> station_index;
-  for (int s = 0; s < c.kernels.num_stations(); ++s) station_index[c.kernels.station_ids[s]] = s;
+  for (int s = 0; s < c.kernels->num_stations(); ++s) station_index[c.kernels->station_ids[s]] = s;
   struct Row {
     int s, k;
     double t, y;
@@ -212,10 +192,10 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
   }
   sum.num_observations = c.table.num_rows();
   sum.num_stations = static_cast<int>(observed_stations.size());
-  for (int s : observed_stations) sum.num_points += s >= c.kernels.num_network_stations;
+  for (int s : observed_stations) sum.num_points += s >= c.kernels->num_network_stations;
   sum.species = c.species;
 
-  const Model model(c.kernels, c.table, kFitReweightingPasses);
+  const Model model(*c.kernels, c.table, kFitReweightingPasses);
   // Baseline-only misfit of every block.
   {
     Evaluation e;
@@ -232,13 +212,13 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
   }
 
   // Candidates and unregistered reaches.
-  c.candidate_weight.assign(c.kernels.points.size(), 0.0);
-  for (size_t p = 0; p < c.kernels.points.size(); ++p) {
-    const KernelPoint& kp = c.kernels.points[p];
+  c.candidate_weight.assign(c.kernels->points.size(), 0.0);
+  for (size_t p = 0; p < c.kernels->points.size(); ++p) {
+    const KernelPoint& kp = c.kernels->points[p];
     if (kp.source_id.empty()) continue;
     bool seen = false;
     for (const Block& B : c.table.blocks)
-      seen = seen || c.kernels.Sees(static_cast<int>(p), B.station);
+      seen = seen || c.kernels->Sees(static_cast<int>(p), B.station);
     if (seen) {
       c.candidates.push_back(static_cast<int>(p));
       c.candidate_weight[p] = pr.KindWeight(kp.kind);
@@ -253,14 +233,14 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
       UReach u;
       u.reach = reach.id;
       std::vector<std::pair<double, int>> pts;
-      for (size_t p = 0; p < c.kernels.points.size(); ++p) {
-        if (c.kernels.points[p].reach == reach.id)
-          pts.push_back({c.kernels.points[p].km, static_cast<int>(p)});
+      for (size_t p = 0; p < c.kernels->points.size(); ++p) {
+        if (c.kernels->points[p].reach == reach.id)
+          pts.push_back({c.kernels->points[p].km, static_cast<int>(p)});
       }
       std::sort(pts.begin(), pts.end());
       bool seen = false;
       for (const Block& B : c.table.blocks)
-        seen = seen || c.kernels.PointSees(reach.id, reach.start_km, B.station);
+        seen = seen || c.kernels->PointSees(reach.id, reach.start_km, B.station);
       if (!seen || pts.empty()) continue;
       u.spec.reach = reach.id;
       u.spec.km_lo = reach.start_km;
@@ -268,11 +248,11 @@ Prepared PrepareContext(Context& c, const Network& net, const ObservationSet& ob
       for (const auto& [km, p] : pts) {
         // Points in one segment add nothing (identical kernels); keep the first.
         if (!u.spec.reach_km.empty() &&
-            c.kernels.points[p].segment == c.kernels.points[u.spec.reach_points.back()].segment)
+            c.kernels->points[p].segment == c.kernels->points[u.spec.reach_points.back()].segment)
           continue;
         u.spec.reach_points.push_back(p);
         u.spec.reach_km.push_back(km);
-        u.spec.reach_tau.push_back(c.kernels.TravelTimeOnReach(reach.id, km));
+        u.spec.reach_tau.push_back(c.kernels->TravelTimeOnReach(reach.id, km));
       }
       u.length_km = reach.length_m / 1000.0;
       c.unreg_length_km += u.length_km;

@@ -65,7 +65,7 @@ void SearchSeveralReleases(TraceRun& run) {
       if (rs[i].empty()) continue;
       const int p = screen_points[i];
       const Start& st = rs[i][0];
-      if (!c.kernels.points[p].source_id.empty() && c.candidate_weight[p] > 0) {
+      if (!c.kernels->points[p].source_id.empty() && c.candidate_weight[p] > 0) {
         const ReleaseSpec r = Registered(p);
         if (!exclude.count(Label(c, r)))
           reg.push_back({st.cost, {r, {st.tmid_h, st.lnd, 0.0}, p, rs[i]}});
@@ -77,7 +77,7 @@ void SearchSeveralReleases(TraceRun& run) {
         auto it = best_reach.find(static_cast<int>(u));
         if (it == best_reach.end() || st.cost < it->second.first) {
           best_reach[static_cast<int>(u)] = {
-              st.cost, {c.ureaches[u].spec, {st.tmid_h, st.lnd, c.kernels.points[p].km}, p, rs[i]}};
+              st.cost, {c.ureaches[u].spec, {st.tmid_h, st.lnd, c.kernels->points[p].km}, p, rs[i]}};
         }
       }
     }

@@ -40,13 +40,13 @@ void PrescreenCandidates(TraceRun& run) {
   }
   std::sort(screen_points.begin(), screen_points.end());
   screen_points.erase(std::unique(screen_points.begin(), screen_points.end()), screen_points.end());
-  starts.assign(c.kernels.points.size(), {});
-  run.quadrature.assign(c.kernels.points.size(), {});
+  starts.assign(c.kernels->points.size(), {});
+  run.quadrature.assign(c.kernels->points.size(), {});
   const std::vector<double> h0_blocks = BlockCosts(c, coarse, nullptr);
   ParallelFor(static_cast<int>(screen_points.size()), options.num_threads, [&](int i) {
     const int p = screen_points[i];
     // Grid points (unregistered releases) on a coarser grid: they only place the start.
-    starts[p] = c.kernels.points[p].source_id.empty()
+    starts[p] = c.kernels->points[p].source_id.empty()
                     ? Prescreen(c, coarse, p, h0_blocks, nullptr, {kCoarseScreenDurationH},
                                 kCoarseScreenStepH, false, &run.quadrature[p])
                     : Prescreen(c, coarse, p, h0_blocks, nullptr, {1.5, 8.0}, 2.0, true,

@@ -47,6 +47,9 @@ bool TraceOptions::IsValid(std::string* error) const {
   if (!(recommend_point_spacing_km >= 0.1) || !std::isfinite(recommend_point_spacing_km))
     return fail("recommend_point_spacing_km: expected at least 0.1 km");
   if (num_threads < 1) return fail("num_threads: expected >= 1");
+  if (!(kernel_horizon_round_s >= 0) || kernel_horizon_round_s > 30 * 86400.0) {
+    return fail("kernel_horizon_round_s: expected 0 (none) to 30 days");
+  }
   std::string e;
   if (!priors.IsValid(&e)) return fail("priors: " + e);
   return true;
@@ -75,8 +78,8 @@ TraceResult Trace(const Network& net, const ObservationSet& obs, const TraceOpti
     run.result.summary.team_speed_kmh = resolved.team_speed_kmh;
     run.result.summary.team_within_s = resolved.recommend_within_s;
   }
-  run.model = std::make_unique<Model>(run.c.kernels, run.c.table, detail::kFitReweightingPasses);
-  run.coarse = std::make_unique<Model>(run.c.kernels, run.c.table, 1);
+  run.model = std::make_unique<Model>(*run.c.kernels, run.c.table, detail::kFitReweightingPasses);
+  run.coarse = std::make_unique<Model>(*run.c.kernels, run.c.table, 1);
   run.max_sources =
       std::min<int>(options.max_sources, static_cast<int>(options.priors.p_sources.size()));
 

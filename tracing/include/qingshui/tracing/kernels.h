@@ -22,6 +22,8 @@
 #pragma once
 
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -142,5 +144,31 @@ std::vector<KernelPoint> DefaultKernelPoints(const Network& network, double grid
 // One engine run for all points; throws ConfigError for bad options or unknown species.
 ResponseKernels BuildKernels(const Network& network, const std::vector<KernelPoint>& points,
                              const KernelOptions& options);
+
+// Kernels kept between traces by whoever owns the cache (a trace session, qs.TraceSession):
+// Get() returns the stored kernels when their key — the network (its YAML text and file), the
+// kernel points and every option that shapes the tables (date, season, temperature, step,
+// horizon, dispersion factors, grid spacing, species, sampling points; not num_threads) — is
+// the one asked for, else builds them with BuildKernels and stores them in place of the old.
+// A hit is the very table a fresh build gives (the engine is deterministic), so a trace with
+// a hit answers bit for bit as one without the cache. The hydraulics come from the network's
+// own data (hydro::BuildSimulation), read again only on a miss: a data file changed on disk
+// behind an unchanged network goes unnoticed until the key changes. Thread-safe; holds one
+// entry (a session's window keeps one set of hydraulics).
+class KernelCache {
+ public:
+  std::shared_ptr<const ResponseKernels> Get(const Network& network,
+                                             const std::vector<KernelPoint>& points,
+                                             const KernelOptions& options);
+  int hits() const;
+  int misses() const;
+  void Clear();
+
+ private:
+  mutable std::mutex mutex_;
+  std::string key_;
+  std::shared_ptr<const ResponseKernels> kernels_;
+  int hits_ = 0, misses_ = 0;
+};
 
 }  // namespace qingshui::tracing

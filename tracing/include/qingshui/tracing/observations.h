@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "qingshui/core/network.h"
+
 namespace qingshui::tracing {
 
 // Local time of the networks Qingshui serves (China Standard Time, UTC+8, no DST).
@@ -62,6 +64,11 @@ struct ObservationSet {
 // both or neither of station and reach+km, or a missing column. Whether the station, reach
 // and km exist in the network is checked by their users (the tracer), as ConfigError.
 ObservationSet ReadObservationsCsv(const std::string& path);
+
+// The rows against a network: every species, station, reach and km exists (a km within its
+// reach). Throws ConfigError naming the set's file, the row's line and the column — what the
+// tracer checks first (and a trace session on each added batch, before it keeps it).
+void CheckObservationsAgainst(const Network& network, const ObservationSet& observations);
 ObservationSet ParseObservationsCsv(const std::string& text, const std::string& file_name);
 
 // The same form, times with +08:00, values and km in the shortest text that reads back

@@ -22,10 +22,12 @@
 #include <array>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "qingshui/core/network.h"
+#include "qingshui/tracing/kernels.h"
 #include "qingshui/tracing/observations.h"
 #include "qingshui/tracing/priors.h"
 
@@ -65,6 +67,14 @@ struct TraceOptions {
   // the shared two-core machine (benchmarks/RESULTS.md, "Source tracing").
   int num_threads = 1;
   TracingPriors priors;
+  // Kernels kept between traces (a session; kernels.h): reused when the network, hydraulics
+  // date, season, species, kernel options and sampling points are those of the last trace
+  // through it, which then answers exactly as without the cache. Null: built each trace.
+  std::shared_ptr<KernelCache> kernel_cache;
+  // The kernels run to the window's end plus recommend_horizon_s (from lead before its
+  // start); > 0 rounds that up to a multiple of this, so that a window growing by a sample
+  // keeps its kernels (a session: 2 days). The tables differ only in how far they reach.
+  double kernel_horizon_round_s = 0.0;
 
   bool IsValid(std::string* error) const;
 };
