@@ -69,17 +69,32 @@ class VarProCost : public ceres::CostFunction {
     const int P = spec_->num_params();
     const int n = num_residuals();
     thread_local Evaluation e;
-    model_->Evaluate(*spec_, p[0], &e, true, offset_, psi_);
+    thread_local std::vector<double> R0, R1;
+    model_->Responses(*spec_, p[0], &R0);
+    model_->EvaluateResponses(*spec_, R0, &e, true, offset_, psi_);
     ++*counter_;
     std::copy(e.residuals.begin(), e.residuals.end(), residuals);
     if (!jacobians || !jacobians[0]) return true;
     std::vector<double> th(p[0], p[0] + P);
+    const int J = static_cast<int>(spec_->releases.size());
     for (int q = 0; q < P; ++q) {
       double h = steps_[q];
       if (th[q] + h > hi_[q]) h = -h;
       const double keep = th[q];
       th[q] = keep + h;
-      model_->Evaluate(*spec_, th.data(), &e, true, offset_, psi_);
+      // A release's own parameter moves only its responses: the others' columns are reused
+      // (the same numbers); the two factors move every release's.
+      int owner = -1;
+      for (int j = 0; j < J && q < P - 2; ++j) {
+        if (q >= spec_->offset(j)) owner = j;
+      }
+      if (owner < 0 || J == 1) {
+        model_->Responses(*spec_, th.data(), &R1);
+      } else {
+        R1 = R0;
+        model_->Responses(*spec_, th.data(), &R1, owner);
+      }
+      model_->EvaluateResponses(*spec_, R1, &e, true, offset_, psi_);
       ++*counter_;
       th[q] = keep;
       for (int r = 0; r < n; ++r) jacobians[0][r * P + q] = (e.residuals[r] - residuals[r]) / h;
@@ -427,8 +442,8 @@ void ComputeCurvature(Context& c, const Model& model, Fit* fit) {
   // Derivatives with the Huber weights frozen at the optimum: the Gauss-Newton Hessian of
   // the robust misfit (smooth, unlike the reweighting itself).
   const std::vector<double> psi = fit->eval.psi;
-  Evaluation e0;
-  model.Evaluate(s, fit->theta.data(), &e0, true, nullptr, &psi);
+  std::vector<double> R0, R1;
+  model.Responses(s, fit->theta.data(), &R0);
   const int rows = static_cast<int>(fit->eval.residuals.size());
   const int J = static_cast<int>(s.releases.size());
   const int Ks = c.kernels->num_species();
@@ -450,8 +465,21 @@ void ComputeCurvature(Context& c, const Model& model, Fit* fit) {
     tm[q] = std::max(lo[q], tm[q] - h);
     const double step = tp[q] - tm[q];
     if (!(step > 0)) continue;
-    model.Evaluate(s, tp.data(), &ep, true, nullptr, &psi);
-    model.Evaluate(s, tm.data(), &em, true, nullptr, &psi);
+    // A release's own parameter moves only its responses (the others' are reused).
+    const int owner = q >= P - 2 || J == 1 ? -1 : [&] {
+      int j = 0;
+      while (j + 1 < J && q >= s.offset(j + 1)) ++j;
+      return j;
+    }();
+    for (auto [theta, e] : {std::pair<const double*, Evaluation*>{tp.data(), &ep}, {tm.data(), &em}}) {
+      if (owner < 0) {
+        model.Responses(s, theta, &R1);
+      } else {
+        R1 = R0;
+        model.Responses(s, theta, &R1, owner);
+      }
+      model.EvaluateResponses(s, R1, e, true, nullptr, &psi);
+    }
     for (int r = 0; r < rows; ++r)
       Jm[static_cast<size_t>(r) * P + q] = (ep.residuals[r] - em.residuals[r]) / step;
     for (int a = 0; a < J; ++a) {

@@ -117,16 +117,17 @@ double SmallBoundedLs(int n, const double* G, const double* h, const double* upp
   return best;
 }
 
-double Model::Unit(int p, int s, int k, double u, double d, double f, int ga, double gw,
-                   double shift) const {
+namespace {
+
+// The unit response (g/m3 per t) from the cumulative tables c0 (and c1, weight gw, when
+// between two dispersion tables) of one kernel point, station and species; Model::Unit.
+inline double UnitFromTables(const double* c0, const double* c1, int U, double du_s, double lam,
+                             double u, double d, double f, double gw, double shift) {
   // Reference-time arguments of the cumulative kernel at the end and start of the release.
   const double a = f * u - shift;
   if (a <= 0) return 0.0;
   const double b = f * (u - d) - shift;
-  const double* c0 = K_.Table(p, s, k, ga);
-  const double* c1 = gw > 0 ? K_.Table(p, s, k, ga + 1) : nullptr;
-  const int U = K_.num_u;
-  const double inv_du = 1.0 / K_.du_s;
+  const double inv_du = 1.0 / du_s;
   auto cum = [&](double x) {
     if (x <= 0) return 0.0;
     const double xi = x * inv_du;
@@ -144,13 +145,21 @@ double Model::Unit(int p, int s, int k, double u, double d, double f, int ga, do
   };
   const double diff = cum(a) - cum(b);
   if (diff == 0.0) return 0.0;
-  const double lam = K_.decay_per_s[k];
   // Decay runs on real time: the kernels decay over reference time v, the release over
   // v / f; the shift from the release point to the kernel point decays too.
   const double v_mid = std::max(0.0, f * (u - 0.5 * d) - shift);
   const double arg = lam * ((1.0 / f - 1.0) * v_mid + shift / f);
   const double decay = arg == 0.0 ? 1.0 : std::exp(-arg);
   return diff / d * kTonne * decay;
+}
+
+}  // namespace
+
+double Model::Unit(int p, int s, int k, double u, double d, double f, int ga, double gw,
+                   double shift) const {
+  if (f * u - shift <= 0) return 0.0;
+  return UnitFromTables(K_.Table(p, s, k, ga), gw > 0 ? K_.Table(p, s, k, ga + 1) : nullptr,
+                        K_.num_u, K_.du_s, K_.decay_per_s[k], u, d, f, gw, shift);
 }
 
 void Model::Prepare(const ReleaseSpec& r, const double* th, double lnf, double lng,
@@ -212,6 +221,50 @@ double Model::ResponsePrepared(const ReleaseSpec& r, const Prepared& q, int s, i
   return 0.0;
 }
 
+void Model::ResponseBlock(const ReleaseSpec& r, const Prepared& q, int s, int k, const double* t,
+                          int n, double* out) const {
+  const int U = K_.num_u;
+  const double du = K_.du_s, lam = K_.decay_per_s[k];
+  // One kernel point's tables at this station and species (null: it does not see it).
+  struct Tables {
+    const double *c0 = nullptr, *c1 = nullptr;
+  };
+  auto tables = [&](int p) {
+    Tables tb;
+    if (p < 0 || !K_.Sees(p, s)) return tb;
+    tb.c0 = K_.Table(p, s, k, q.ga);
+    tb.c1 = q.gw > 0 ? K_.Table(p, s, k, q.ga + 1) : nullptr;
+    return tb;
+  };
+  auto unit = [&](const Tables& tb, double u, double shift) {
+    return UnitFromTables(tb.c0, tb.c1, U, du, lam, u, q.d, q.f, q.gw, shift);
+  };
+  if (!r.unregistered()) {
+    const Tables tb = tables(r.point);
+    for (int i = 0; i < n; ++i) {
+      const double u = t[i] - q.t0;
+      out[i] = u <= 0 || !tb.c0 ? 0.0 : unit(tb, u, 0.0);
+    }
+    return;
+  }
+  const Tables lo = q.sees[s] && q.lo >= 0 ? tables(r.reach_points[q.lo]) : Tables();
+  const Tables hi = q.sees[s] && q.hi >= 0 ? tables(r.reach_points[q.hi]) : Tables();
+  for (int i = 0; i < n; ++i) {
+    const double u = t[i] - q.t0;
+    if (u <= 0) {
+      out[i] = 0.0;
+    } else if (lo.c0 && hi.c0) {
+      out[i] = (1 - q.w) * unit(lo, u, q.shift_lo) + q.w * unit(hi, u, q.shift_hi);
+    } else if (lo.c0) {
+      out[i] = unit(lo, u, q.shift_lo);
+    } else if (hi.c0) {
+      out[i] = unit(hi, u, q.shift_hi);
+    } else {
+      out[i] = 0.0;
+    }
+  }
+}
+
 double Model::Response(const ReleaseSpec& r, const double* th, double lnf, double lng, int s, int k,
                        double t) const {
   Prepared q;
@@ -219,17 +272,49 @@ double Model::Response(const ReleaseSpec& r, const double* th, double lnf, doubl
   return ResponsePrepared(r, q, s, k, t);
 }
 
-void Model::Evaluate(const HypothesisSpec& spec, const double* theta, Evaluation* out,
-                     bool want_residuals, const std::vector<double>* y_offset,
-                     const std::vector<double>* psi_fixed) const {
+void Model::Responses(const HypothesisSpec& spec, const double* theta, std::vector<double>* R,
+                      int only) const {
   const int J = static_cast<int>(spec.releases.size());
   const int P = spec.num_params();
   const double lnf = theta[P - 2], lng = theta[P - 1];
-  const int Ks = K_.num_species();
-  thread_local std::vector<double> R, psi;
   int rows = 0;
   for (int b : spec.blocks) rows += T_.blocks[b].end - T_.blocks[b].begin;
-  R.assign(static_cast<size_t>(std::max(J, 1)) * rows, 0.0);
+  if (only < 0) R->assign(static_cast<size_t>(std::max(J, 1)) * rows, 0.0);
+  thread_local std::vector<Prepared> prepared;
+  prepared.resize(J);
+  for (int j = 0; j < J; ++j) {
+    if (only < 0 || j == only)
+      Prepare(spec.releases[j], theta + spec.offset(j), lnf, lng, &prepared[j]);
+  }
+  int r = 0;
+  for (int b : spec.blocks) {
+    const Block& B = T_.blocks[b];
+    for (int j = 0; j < J; ++j) {
+      if (only >= 0 && j != only) continue;
+      ResponseBlock(spec.releases[j], prepared[j], B.station, B.species, &T_.t[B.begin],
+                    B.end - B.begin, &(*R)[static_cast<size_t>(j) * rows + r]);
+    }
+    r += B.end - B.begin;
+  }
+}
+
+void Model::Evaluate(const HypothesisSpec& spec, const double* theta, Evaluation* out,
+                     bool want_residuals, const std::vector<double>* y_offset,
+                     const std::vector<double>* psi_fixed) const {
+  thread_local std::vector<double> R;
+  Responses(spec, theta, &R);
+  EvaluateResponses(spec, R, out, want_residuals, y_offset, psi_fixed);
+}
+
+void Model::EvaluateResponses(const HypothesisSpec& spec, const std::vector<double>& R,
+                              Evaluation* out, bool want_residuals,
+                              const std::vector<double>* y_offset,
+                              const std::vector<double>* psi_fixed) const {
+  const int J = static_cast<int>(spec.releases.size());
+  const int Ks = K_.num_species();
+  thread_local std::vector<double> psi;
+  int rows = 0;
+  for (int b : spec.blocks) rows += T_.blocks[b].end - T_.blocks[b].begin;
   if (psi_fixed) {
     psi = *psi_fixed;
   } else {
@@ -237,23 +322,6 @@ void Model::Evaluate(const HypothesisSpec& spec, const double* theta, Evaluation
   }
   const int passes = psi_fixed ? 1 : irls_;
   out->psi.assign(rows, 1.0);
-  // Responses, row by row of the spec's blocks.
-  {
-    thread_local std::vector<Prepared> prepared;
-    prepared.resize(J);
-    for (int j = 0; j < J; ++j)
-      Prepare(spec.releases[j], theta + spec.offset(j), lnf, lng, &prepared[j]);
-    int r = 0;
-    for (int b : spec.blocks) {
-      const Block& B = T_.blocks[b];
-      for (int i = B.begin; i < B.end; ++i, ++r) {
-        for (int j = 0; j < J; ++j) {
-          R[static_cast<size_t>(j) * rows + r] =
-              ResponsePrepared(spec.releases[j], prepared[j], B.station, B.species, T_.t[i]);
-        }
-      }
-    }
-  }
   out->cost = 0.0;
   out->mass.assign(J, std::vector<double>(Ks, 0.0));
   out->normal.assign(Ks, std::vector<double>(static_cast<size_t>(J) * J, 0.0));

@@ -99,6 +99,16 @@ class Model {
                 bool want_residuals, const std::vector<double>* y_offset = nullptr,
                 const std::vector<double>* psi_fixed = nullptr) const;
 
+  // The responses (g/m3 per t) of every release at the rows of the spec's blocks, R[j * rows
+  // + r]; with `only` >= 0 just that release's column (the others are left as they are: a
+  // Jacobian column of one release's parameter). Evaluate = Responses + EvaluateResponses.
+  void Responses(const HypothesisSpec& spec, const double* theta, std::vector<double>* R,
+                 int only = -1) const;
+  void EvaluateResponses(const HypothesisSpec& spec, const std::vector<double>& R,
+                         Evaluation* out, bool want_residuals,
+                         const std::vector<double>* y_offset = nullptr,
+                         const std::vector<double>* psi_fixed = nullptr) const;
+
   // Concentration per tonne released (g/m3 per t) of release j at station s, species k,
   // time t (epoch s); parameters as in Evaluate.
   double Response(const ReleaseSpec& r, const double* theta_j, double lnf, double lng, int s, int k,
@@ -124,6 +134,10 @@ class Model {
   double ResponsePrepared(const ReleaseSpec& r, const Prepared& q, int s, int k, double t) const;
 
  private:
+  // ResponsePrepared at the n times t of one block (station s, species k), into out[0, n):
+  // the tables and the decay rate looked up once per block, not per row (the same values).
+  void ResponseBlock(const ReleaseSpec& r, const Prepared& q, int s, int k, const double* t,
+                     int n, double* out) const;
   double Unit(int p, int s, int k, double u, double d, double f, int ga, double gw,
               double shift) const;
   const ResponseKernels& K_;
