@@ -53,7 +53,8 @@ class VarProCost : public ceres::CostFunction {
  public:
   VarProCost(const Model* model, const HypothesisSpec* spec, const std::vector<double>* offset,
              const std::vector<double>* psi, long long* counter, int rows,
-             std::vector<double> steps, std::vector<double> lo, std::vector<double> hi)
+             std::vector<double> steps, std::vector<double> lo, std::vector<double> hi,
+             int fixed)
       : model_(model),
         spec_(spec),
         offset_(offset),
@@ -61,7 +62,8 @@ class VarProCost : public ceres::CostFunction {
         counter_(counter),
         steps_(std::move(steps)),
         lo_(std::move(lo)),
-        hi_(std::move(hi)) {
+        hi_(std::move(hi)),
+        fixed_(fixed) {
     set_num_residuals(rows);
     mutable_parameter_block_sizes()->push_back(spec->num_params());
   }
@@ -78,6 +80,12 @@ class VarProCost : public ceres::CostFunction {
     std::vector<double> th(p[0], p[0] + P);
     const int J = static_cast<int>(spec_->releases.size());
     for (int q = 0; q < P; ++q) {
+      if (q == fixed_) {
+        // Held constant (a profile): Ceres multiplies this column by zero, so it is not
+        // computed.
+        for (int r = 0; r < n; ++r) jacobians[0][r * P + q] = 0.0;
+        continue;
+      }
       double h = steps_[q];
       if (th[q] + h > hi_[q]) h = -h;
       const double keep = th[q];
@@ -109,6 +117,7 @@ class VarProCost : public ceres::CostFunction {
   const std::vector<double>* psi_;
   long long* counter_;
   std::vector<double> steps_, lo_, hi_;
+  int fixed_;  // parameter held constant (-1: none)
 };
 
 // ln f / s_f and ln g / s_g: the log-normal priors of the two factors.
@@ -292,7 +301,8 @@ double Solve(Context& c, const Model& model, const HypothesisSpec& spec, std::ve
     ceres::Problem::Options po;
     ceres::Problem problem(po);
     problem.AddResidualBlock(
-        new VarProCost(&model, &spec, offset, &psi, &counter, rows, StepSizes(spec), lo, hi),
+        new VarProCost(&model, &spec, offset, &psi, &counter, rows, StepSizes(spec), lo, hi,
+                       fixed),
         nullptr, theta->data());
     if (fixed >= 0) problem.SetManifold(theta->data(), new ceres::SubsetManifold(P, {fixed}));
     problem.AddResidualBlock(
