@@ -53,8 +53,7 @@ class VarProCost : public ceres::CostFunction {
  public:
   VarProCost(const Model* model, const HypothesisSpec* spec, const std::vector<double>* offset,
              const std::vector<double>* psi, long long* counter, int rows,
-             std::vector<double> steps, std::vector<double> lo, std::vector<double> hi,
-             int fixed)
+             std::vector<double> steps, std::vector<double> lo, std::vector<double> hi, int fixed)
       : model_(model),
         spec_(spec),
         offset_(offset),
@@ -301,8 +300,7 @@ double Solve(Context& c, const Model& model, const HypothesisSpec& spec, std::ve
     ceres::Problem::Options po;
     ceres::Problem problem(po);
     problem.AddResidualBlock(
-        new VarProCost(&model, &spec, offset, &psi, &counter, rows, StepSizes(spec), lo, hi,
-                       fixed),
+        new VarProCost(&model, &spec, offset, &psi, &counter, rows, StepSizes(spec), lo, hi, fixed),
         nullptr, theta->data());
     if (fixed >= 0) problem.SetManifold(theta->data(), new ceres::SubsetManifold(P, {fixed}));
     problem.AddResidualBlock(
@@ -481,7 +479,8 @@ void ComputeCurvature(Context& c, const Model& model, Fit* fit) {
       while (j + 1 < J && q >= s.offset(j + 1)) ++j;
       return j;
     }();
-    for (auto [theta, e] : {std::pair<const double*, Evaluation*>{tp.data(), &ep}, {tm.data(), &em}}) {
+    for (auto [theta, e] :
+         {std::pair<const double*, Evaluation*>{tp.data(), &ep}, {tm.data(), &em}}) {
       if (owner < 0) {
         model.Responses(s, theta, &R1);
       } else {

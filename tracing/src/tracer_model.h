@@ -104,9 +104,8 @@ class Model {
   // Jacobian column of one release's parameter). Evaluate = Responses + EvaluateResponses.
   void Responses(const HypothesisSpec& spec, const double* theta, std::vector<double>* R,
                  int only = -1) const;
-  void EvaluateResponses(const HypothesisSpec& spec, const std::vector<double>& R,
-                         Evaluation* out, bool want_residuals,
-                         const std::vector<double>* y_offset = nullptr,
+  void EvaluateResponses(const HypothesisSpec& spec, const std::vector<double>& R, Evaluation* out,
+                         bool want_residuals, const std::vector<double>* y_offset = nullptr,
                          const std::vector<double>* psi_fixed = nullptr) const;
 
   // Concentration per tonne released (g/m3 per t) of release j at station s, species k,
@@ -136,8 +135,8 @@ class Model {
  private:
   // ResponsePrepared at the n times t of one block (station s, species k), into out[0, n):
   // the tables and the decay rate looked up once per block, not per row (the same values).
-  void ResponseBlock(const ReleaseSpec& r, const Prepared& q, int s, int k, const double* t,
-                     int n, double* out) const;
+  void ResponseBlock(const ReleaseSpec& r, const Prepared& q, int s, int k, const double* t, int n,
+                     double* out) const;
   double Unit(int p, int s, int k, double u, double d, double f, int ga, double gw,
               double shift) const;
   const ResponseKernels& K_;
