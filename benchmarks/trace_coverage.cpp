@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "qingshui/core/network.h"
 #include "qingshui/tracing/drill.h"
 #include "qingshui/tracing/priors.h"
@@ -36,6 +37,7 @@
 
 using namespace qingshui;
 using namespace qingshui::tracing;
+using qingshui::bench::Median;
 
 namespace {
 
@@ -79,14 +81,6 @@ std::set<std::string> CredibleSet(const TraceResult& r, double level) {
     for (const auto& s : h.sources) set.insert(Label(s));
   }
   return set;
-}
-
-double Median(std::vector<double> v) {
-  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 void PrintTable(const std::string& title, const std::vector<Row>& rows,
@@ -180,13 +174,7 @@ int main(int argc, char** argv) {
   std::string network = QINGSHUI_SOURCE_DIR "/data/yuncheng/network.yaml";
   std::string priors_path = QINGSHUI_SOURCE_DIR "/data/tracing/source_signatures.yaml";
   for (int i = 1; i < argc; ++i) {
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", argv[i]);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto next = [&] { return bench::NextValue(argc, argv, &i); };
     const std::string a = argv[i];
     if (a == "--months") {
       months.clear();

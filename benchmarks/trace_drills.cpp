@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "qingshui/core/network.h"
 #include "qingshui/tracing/drill.h"
 #include "qingshui/tracing/priors.h"
@@ -25,16 +26,9 @@
 
 using namespace qingshui;
 using namespace qingshui::tracing;
+using qingshui::bench::Median;
 
 namespace {
-
-double Median(std::vector<double> v) {
-  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 double Fraction(const std::vector<bool>& v) {
   if (v.empty()) return NAN;
@@ -60,13 +54,7 @@ int main(int argc, char** argv) {
   std::string dump;  // directory: each drill's observations and true releases, to re-trace
   bool team = false;  // --team: each drill traced with a team at its first source
   for (int i = 1; i < argc; ++i) {
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", argv[i]);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto next = [&] { return bench::NextValue(argc, argv, &i); };
     const std::string a = argv[i];
     if (a == "--drills") {
       drills = std::atoi(next().c_str());

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "qingshui/core/network.h"
 #include "qingshui/tracing/drill.h"
 #include "qingshui/tracing/priors.h"
@@ -38,6 +39,7 @@
 
 using namespace qingshui;
 using namespace qingshui::tracing;
+using qingshui::bench::Median;
 
 namespace {
 
@@ -48,14 +50,6 @@ constexpr double kAlarmFactor = 1.5;     // over the station's median of the pre
 constexpr double kPlaceKm = 1.5;         // sources this close on one reach are one place
 constexpr double kConfident = 0.9;
 constexpr double kDriftDrop = 0.3;
-
-double Median(std::vector<double> v) {
-  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // Simulated (noise-free) values at every station, hourly: [station][species] -> by hour.
 struct Truth {
@@ -188,6 +182,7 @@ ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth&
   }
   // Alarm.
   double t_alarm = NAN;
+  std::string alarm_station;
   for (size_t i = 0; i < routine.size() && !std::isfinite(t_alarm); ++i) {
     const Observation& o = routine[i];
     std::vector<double> prev;
@@ -196,7 +191,10 @@ ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth&
           q.time_s >= o.time_s - 24 * kHour)
         prev.push_back(q.value_mg_l);
     }
-    if (prev.size() >= 3 && o.value_mg_l > kAlarmFactor * Median(prev)) t_alarm = o.time_s;
+    if (prev.size() >= 3 && o.value_mg_l > kAlarmFactor * Median(prev)) {
+      t_alarm = o.time_s;
+      alarm_station = o.station;
+    }
   }
   if (!std::isfinite(t_alarm)) return out;
   out.detected = true;
@@ -208,18 +206,7 @@ ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth&
   points.net = &net;
   points.scenario = &sc;
   // The team starts at the section that raised the alarm and moves with each sample.
-  std::string team_at;
-  for (const auto& o : routine) {
-    if (o.time_s == t_alarm && team_at.empty()) {
-      std::vector<double> prev;
-      for (const auto& q : routine) {
-        if (q.station == o.station && q.species == o.species && q.time_s < o.time_s &&
-            q.time_s >= o.time_s - 24 * kHour)
-          prev.push_back(q.value_mg_l);
-      }
-      if (prev.size() >= 3 && o.value_mg_l > kAlarmFactor * Median(prev)) team_at = o.station;
-    }
-  }
+  std::string team_at = alarm_station;
   for (int k = 0; k <= static_cast<int>(hours); ++k) {
     const double now = t_alarm + k * kHour;
     if (now > sc.end_s) break;
@@ -298,15 +285,6 @@ ArmResult RunArm(const Network& net, const TraceOptions& base, const DrillTruth&
   return out;
 }
 
-// Median where "never" (infinity) counts as the largest value: infinite when fewer than half
-// the drills get there.
-double MedianWithNever(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 struct Tally {
   int drills = 0, detected = 0, within6 = 0, within12 = 0, ever_wrong = 0, steps = 0, drops = 0;
   std::vector<double> time_to_confident, alarm_delay, elapsed;
@@ -347,13 +325,7 @@ int main(int argc, char** argv) {
   std::string csv_path, dump_dir;
   int only = -1;  // run only this drill index (with --dump, to look at one)
   for (int i = 1; i < argc; ++i) {
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", argv[i]);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto next = [&] { return bench::NextValue(argc, argv, &i); };
     const std::string a = argv[i];
     if (a == "--drills") {
       drills = std::atoi(next().c_str());
@@ -443,7 +415,7 @@ int main(int argc, char** argv) {
       std::printf("| %s | %s | %d | %d | %.0f%% | %.0f%% | %.1f | %.0f%% | %.1f%% | %.1f | %.2f |\n",
                   month.substr(0, 10).c_str(), arm ? "routine + team" : "routine only", t.drills,
                   t.detected, 100.0 * t.within6 / d, 100.0 * t.within12 / d,
-                  MedianWithNever(t.time_to_confident), 100.0 * t.ever_wrong / d,
+                  Median(t.time_to_confident, /*keep_infinite=*/true), 100.0 * t.ever_wrong / d,
                   100.0 * t.drops / std::max(1, t.steps), Median(t.alarm_delay),
                   Median(t.elapsed));
       std::fflush(stdout);
