@@ -14,9 +14,10 @@ namespace qingshui::bench {
 // Median of the finite values (NaN when there are none); with `keep_infinite`, +inf counts
 // as the largest value ("never"), so the median is infinite when fewer than half get there.
 inline double Median(std::vector<double> v, bool keep_infinite = false) {
-  v.erase(std::remove_if(v.begin(), v.end(),
-                         [&](double x) { return std::isnan(x) || (!keep_infinite && std::isinf(x)); }),
-          v.end());
+  v.erase(
+      std::remove_if(v.begin(), v.end(),
+                     [&](double x) { return std::isnan(x) || (!keep_infinite && std::isinf(x)); }),
+      v.end());
   if (v.empty()) return NAN;
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
